@@ -1,0 +1,5 @@
+"""runinfra-gateway: a self-hostable, OpenAI-compatible inference gateway."""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
