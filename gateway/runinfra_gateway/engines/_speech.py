@@ -1,0 +1,48 @@
+"""The parts of a speech request every TTS engine reads the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .. import errors
+from . import _params
+from .audio_codecs import SPEECH_FORMATS
+
+__all__ = ["SpeechRequest"]
+
+MAX_INPUT_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class SpeechRequest:
+    text: str
+    voice: str
+    response_format: str
+    speed: float
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any], *, voices: tuple[str, ...], default_voice: str) -> SpeechRequest:
+        for field in ("ref_audio", "ref_text", "task_type"):
+            if body.get(field) is not None:
+                raise errors.GatewayError(
+                    400,
+                    "invalid_request_error",
+                    f"{field!r}: this deployment speaks with named voices ({', '.join(voices)}), not reference audio.",
+                    code="unsupported_parameter",
+                    param=field,
+                )
+        voice = body.get("voice")
+        if voice is None:
+            voice = default_voice
+        if not isinstance(voice, str) or voice not in voices:
+            raise errors.invalid_request(
+                f"'voice' must be one of this deployment's voices: {', '.join(voices)}.", param="voice"
+            )
+        return cls(
+            text=_params.required_text(body, "input", max_chars=MAX_INPUT_CHARS),
+            voice=voice,
+            response_format=_params.choice(body, "response_format", "mp3", SPEECH_FORMATS),
+            speed=_params.number(body, "speed", 1.0, low=0.25, high=4.0),
+        )
