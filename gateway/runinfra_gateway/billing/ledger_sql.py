@@ -1,0 +1,159 @@
+"""Applying journal records to the ledger tables, and reading the ledger back.
+
+One function, :func:`apply_records`, serves both the batch writer and crash
+recovery: it skips records at or below the checkpoint and advances it in the same
+transaction, so a batch is applied exactly once however often it is offered.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from runinfra_gateway.billing.models import CreditAccount, JournalCheckpoint, LedgerEntry, OpenHold
+
+__all__ = ["LedgerSnapshot", "apply_records", "ledger_sums", "read_checkpoint", "read_snapshot"]
+
+_CHECKPOINT_ID = 1
+
+
+@dataclass(frozen=True)
+class LedgerSnapshot:
+    """Every account's balance and held amount, and the holds still open, as SQL has them."""
+
+    accounts: dict[str, tuple[int, int]]
+    open_holds: list[tuple[int, str, int, str]]  # hold_id, workspace_id, amount, request_id
+
+
+def read_checkpoint(session: Session) -> int:
+    seq = session.scalar(select(JournalCheckpoint.seq).where(JournalCheckpoint.id == _CHECKPOINT_ID))
+    return int(seq or 0)
+
+
+def read_snapshot(session: Session) -> LedgerSnapshot:
+    accounts = {
+        row.workspace_id: (int(row.balance_microcents), int(row.held_microcents))
+        for row in session.execute(
+            select(CreditAccount.workspace_id, CreditAccount.balance_microcents, CreditAccount.held_microcents)
+        )
+    }
+    holds = [
+        (int(row.hold_id), row.workspace_id, int(row.amount_microcents), row.request_id)
+        for row in session.execute(
+            select(OpenHold.hold_id, OpenHold.workspace_id, OpenHold.amount_microcents, OpenHold.request_id).order_by(
+                OpenHold.hold_id
+            )
+        )
+    ]
+    return LedgerSnapshot(accounts, holds)
+
+
+def _entry(record: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:
+    usage = record.get("u")
+    return {
+        "seq": record["s"],
+        "workspace_id": record["w"],
+        "kind": kind,
+        "amount_microcents": amount,
+        "hold_id": record.get("h"),
+        "request_id": record.get("r"),
+        "key_id": record.get("key") if kind == "charge" else None,
+        "deployment_id": record.get("dep") if kind == "charge" else None,
+        "operation": record.get("op") if kind == "charge" else None,
+        "status": record.get("st") if kind == "charge" else None,
+        "actual_microcents": record.get("x") if kind == "charge" else None,
+        "usage": orjson.dumps(usage).decode() if kind == "charge" and usage is not None else None,
+        "created_at": record["t"],
+    }
+
+
+def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
+    """Write ``records`` (in sequence order) as ledger rows; returns the new checkpoint."""
+    done = read_checkpoint(session)
+    fresh = [record for record in records if record["s"] > done]
+    if not fresh:
+        return done
+    entries: list[dict[str, Any]] = []
+    balance_delta: dict[str, int] = defaultdict(int)
+    held_delta: dict[str, int] = defaultdict(int)
+    opened: dict[int, dict[str, Any]] = {}
+    closed: set[int] = set()
+    for record in fresh:
+        kind, workspace, amount = record["k"], record["w"], int(record["a"])
+        balance_delta[workspace] += 0  # every workspace touched gets its account row
+        if kind in ("open", "adjust"):
+            entries.append(_entry(record, kind, amount))
+            balance_delta[workspace] += amount
+        elif kind == "hold":
+            entries.append(_entry(record, "hold", -amount))
+            balance_delta[workspace] -= amount
+            held_delta[workspace] += amount
+            opened[record["h"]] = record
+        elif kind in ("release", "settle"):
+            entries.append(_entry(record, "release", amount))
+            balance_delta[workspace] += amount
+            held_delta[workspace] -= amount
+            if kind == "settle":
+                charge = int(record["c"])
+                entries.append(_entry(record, "charge", -charge))
+                balance_delta[workspace] -= charge
+            closed.add(record["h"])
+        else:
+            raise ValueError(f"credit journal record {record['s']} has unknown kind {kind!r}")
+
+    now = time.time()
+    existing = set(
+        session.scalars(select(CreditAccount.workspace_id).where(CreditAccount.workspace_id.in_(balance_delta)))
+    )
+    missing = [workspace for workspace in balance_delta if workspace not in existing]
+    if missing:
+        session.execute(
+            insert(CreditAccount),
+            [
+                {"workspace_id": w, "balance_microcents": 0, "held_microcents": 0, "updated_at": now}
+                for w in missing
+            ],
+        )
+    for workspace, delta in balance_delta.items():
+        session.execute(
+            update(CreditAccount)
+            .where(CreditAccount.workspace_id == workspace)
+            .values(
+                balance_microcents=CreditAccount.balance_microcents + delta,
+                held_microcents=CreditAccount.held_microcents + held_delta.get(workspace, 0),
+                updated_at=now,
+            )
+        )
+    session.execute(insert(LedgerEntry), entries)
+    new_holds = [
+        {"hold_id": h, "workspace_id": r["w"], "amount_microcents": r["a"], "request_id": r["r"]}
+        for h, r in opened.items()
+        if h not in closed
+    ]
+    if new_holds:
+        session.execute(insert(OpenHold), new_holds)
+    old_holds = [h for h in closed if h not in opened]
+    if old_holds:
+        session.execute(delete(OpenHold).where(OpenHold.hold_id.in_(old_holds)))
+    checkpoint = fresh[-1]["s"]
+    if done == 0 and session.get(JournalCheckpoint, _CHECKPOINT_ID) is None:
+        session.add(JournalCheckpoint(id=_CHECKPOINT_ID, seq=checkpoint))
+    else:
+        session.execute(
+            update(JournalCheckpoint).where(JournalCheckpoint.id == _CHECKPOINT_ID).values(seq=checkpoint)
+        )
+    return int(checkpoint)
+
+
+def ledger_sums(session: Session) -> dict[str, int]:
+    """Per workspace, the sum of every ledger row (equals the account balance: the invariant)."""
+    rows = session.execute(
+        select(LedgerEntry.workspace_id, func.sum(LedgerEntry.amount_microcents)).group_by(LedgerEntry.workspace_id)
+    )
+    return {workspace: int(total) for workspace, total in rows}
