@@ -1,0 +1,106 @@
+"""Operator settings for webhook delivery (the ``[webhooks]`` table of the gateway config)."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = ["DEFAULT_RETRY_SCHEDULE", "IPNetwork", "WebhookSettings", "normalize_host"]
+
+IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+
+# Delay before each attempt, in seconds: immediately, 5 s, 5 min, 30 min, 2 h,
+# 5 h, 10 h, 24 h. Its length is the number of attempts a delivery gets.
+DEFAULT_RETRY_SCHEDULE: tuple[float, ...] = (0, 5, 300, 1_800, 7_200, 18_000, 36_000, 86_400)
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """How the dispatcher retries, how long it waits, and which URLs it may reach."""
+
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    # Each retry waits its scheduled delay plus up to this fraction of it, so
+    # endpoints that failed together do not all come back at the same instant.
+    jitter_fraction: float = 0.2
+    timeout_seconds: float = 10.0
+    max_concurrency: int = 8
+    poll_interval_seconds: float = 1.0
+    # A claimed delivery belongs to its dispatcher until this long after the
+    # claim; a dispatcher that died mid-attempt gives it back by letting it lapse.
+    lease_seconds: float = 30.0
+    # Hosts (names or IP literals, lower case) an operator allows explicitly:
+    # they may use http:// and resolve to loopback/private addresses.
+    allowed_hosts: frozenset[str] = frozenset()
+    # Private networks an operator allows for https:// endpoints.
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    rotation_overlap_seconds: float = 86_400.0
+    max_retry_after_seconds: float = 86_400.0
+    response_excerpt_bytes: int = 512
+
+    def __post_init__(self) -> None:
+        if not self.retry_schedule:
+            raise ValueError("webhooks.retry_schedule needs at least one entry")
+        if any(delay < 0 for delay in self.retry_schedule):
+            raise ValueError("webhooks.retry_schedule delays must be >= 0")
+        if self.timeout_seconds <= 0 or self.max_concurrency < 1 or self.poll_interval_seconds <= 0:
+            raise ValueError("webhooks timeout, concurrency and poll interval must be positive")
+        if self.lease_seconds <= self.timeout_seconds:
+            raise ValueError("webhooks.lease_seconds must exceed webhooks.timeout_seconds")
+        if not 0 <= self.jitter_fraction <= 1:
+            raise ValueError("webhooks.jitter_fraction must be between 0 and 1")
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.retry_schedule)
+
+    @classmethod
+    def from_mapping(cls, table: Mapping[str, Any] | None) -> WebhookSettings:
+        """Settings from a ``[webhooks]`` TOML table; unknown keys are refused by name."""
+        table = dict(table or {})
+        known = {
+            "retry_schedule",
+            "jitter_fraction",
+            "timeout_seconds",
+            "max_concurrency",
+            "poll_interval_seconds",
+            "lease_seconds",
+            "allowed_hosts",
+            "allowed_networks",
+            "rotation_overlap_seconds",
+            "max_retry_after_seconds",
+            "response_excerpt_bytes",
+        }
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"unknown webhooks setting {unknown[0]!r}")
+        kwargs: dict[str, Any] = {}
+        try:
+            if "retry_schedule" in table:
+                kwargs["retry_schedule"] = tuple(float(d) for d in table["retry_schedule"])
+            for name in ("jitter_fraction", "timeout_seconds", "poll_interval_seconds", "lease_seconds"):
+                if name in table:
+                    kwargs[name] = float(table[name])
+            for name in ("rotation_overlap_seconds", "max_retry_after_seconds"):
+                if name in table:
+                    kwargs[name] = float(table[name])
+            for name in ("max_concurrency", "response_excerpt_bytes"):
+                if name in table:
+                    kwargs[name] = int(table[name])
+            if "allowed_hosts" in table:
+                kwargs["allowed_hosts"] = frozenset(normalize_host(str(h)) for h in table["allowed_hosts"])
+            if "allowed_networks" in table:
+                kwargs["allowed_networks"] = tuple(
+                    ipaddress.ip_network(str(n), strict=False) for n in table["allowed_networks"]
+                )
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid webhooks setting: {exc}") from None
+        if "lease_seconds" not in kwargs and kwargs.get("timeout_seconds", 10.0) >= cls.lease_seconds:
+            kwargs["lease_seconds"] = kwargs["timeout_seconds"] * 2 + 5
+        return cls(**kwargs)
+
+
+def normalize_host(host: str) -> str:
+    """Lower case, no trailing dot, no IPv6 brackets: the form hosts are compared in."""
+    return host.strip().lower().rstrip(".").removeprefix("[").removesuffix("]")

@@ -1,0 +1,113 @@
+"""A real HTTP receiver on 127.0.0.1 that records every delivery and misbehaves on request.
+
+The path picks the behaviour, so one server plays every kind of endpoint:
+``/ok``; ``/fail-then-ok/N`` (N times 500, then 200); ``/always/STATUS``;
+``/slow/S`` (sleeps S seconds each time); ``/slow-first/S`` (only the first
+time); ``/retry-after/S`` (429 with ``Retry-After: S`` once, then 200);
+``/gone`` (410); ``/redirect`` (302 to ``/ok``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+__all__ = ["Received", "Receiver"]
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+class Receiver:
+    """One threaded HTTP server; ``received`` lists every POST, in arrival order."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._per_path: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: object) -> None:
+                return None
+
+            def do_POST(self) -> None:
+                length = min(int(self.headers.get("Content-Length", "0")), 1_000_000)
+                body = self.rfile.read(length)
+                receiver._serve(self, body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def bodies(self, path: str | None = None) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if path is None or r.path == path]
+
+    def _serve(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
+        path = handler.path
+        with self._lock:
+            headers = {k.lower(): v for k, v in handler.headers.items()}
+            self.received.append(Received(path=path, headers=headers, body=body, at=time.time()))
+            self._per_path[path] += 1
+            seen = self._per_path[path]
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            status, headers = self._behave(path, seen)
+            try:
+                handler.send_response(status)
+                for name, value in headers.items():
+                    handler.send_header(name, value)
+                handler.send_header("Content-Length", "2")
+                handler.end_headers()
+                handler.wfile.write(b"ok")
+            except OSError:
+                pass  # the dispatcher gave up on us (timeout) or was killed
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _behave(self, path: str, seen: int) -> tuple[int, dict[str, str]]:
+        parts = path.strip("/").split("/")
+        kind = parts[0]
+        arg = parts[1] if len(parts) > 1 else ""
+        if kind == "ok":
+            return 200, {}
+        if kind == "fail-then-ok":
+            return (500, {}) if seen <= int(arg) else (200, {})
+        if kind == "always":
+            return int(arg), {}
+        if kind == "slow":
+            time.sleep(float(arg))
+            return 200, {}
+        if kind == "slow-first":
+            if seen == 1:
+                time.sleep(float(arg))
+            return 200, {}
+        if kind == "retry-after":
+            return (429, {"Retry-After": arg}) if seen == 1 else (200, {})
+        if kind == "gone":
+            return 410, {}
+        if kind == "redirect":
+            return 302, {"Location": self.url("/ok")}
+        return 404, {}

@@ -1,0 +1,289 @@
+"""Signed deliveries to a real receiver, verified by our SDK and the published runinfra==0.2.0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from runinfra_gateway.store import Database
+from runinfra_gateway.webhooks.models import WebhookDelivery
+from runinfra_gateway.webhooks.secret_box import SecretBox
+from runinfra_gateway.webhooks.service import WebhookService
+from sqlalchemy import select
+
+from .conftest import FAST, OTHER_WORKSPACE, WORKSPACE
+from .helpers import dispatching, enqueue, wait_until
+from .receiver import Receiver
+from .verify import verify_with_peer, verify_with_sdk
+
+
+def test_delivery_is_signed_and_verifies_with_both_sdks(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        assert endpoint.secret is not None
+        assert endpoint.secret.startswith("whsec_")
+        assert len(endpoint.secret) == len("whsec_") + 64
+        created = enqueue(db, "key.created", {"key_id": "key_1", "name": "ci"})
+        async with dispatching(db, box):
+            await wait_until(lambda: len(receiver.received) == 1, what="one delivery")
+            await wait_until(lambda: _states(db) == ["delivered"], what="the delivery recorded")
+        received = receiver.received[0]
+        assert received.headers["content-type"] == "application/json"
+        assert received.headers["runinfra-event-id"] == created[0]
+        header = received.headers["runinfra-signature"]
+        assert header.startswith("t=")
+        assert header.count("v1=") == 1
+        event = verify_with_sdk(received, endpoint.secret)
+        assert event["id"] == created[0]
+        assert event["type"] == "key.created"
+        assert event["workspace"] == WORKSPACE
+        assert event["data"] == {"key_id": "key_1", "name": "ci"}
+        assert isinstance(event["created"], int)
+        assert set(event) == {"id", "type", "created", "workspace", "data"}
+        (peer,) = verify_with_peer([(received, endpoint.secret)])
+        assert peer["ok"], peer
+        assert peer["event"]["id"] == created[0]
+        wrong = verify_with_peer([(received, "whsec_" + "0" * 64)])
+        assert wrong[0]["ok"] is False
+
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        assert logged["state"] == "delivered"
+        assert logged["attempts"] == 1
+        (attempt,) = logged["attempt_log"]
+        assert attempt["status"] == 200
+        assert attempt["outcome"] == "delivered"
+        assert attempt["error"] is None
+        assert attempt["latency_ms"] >= 0
+
+    asyncio.run(scenario())
+
+
+def test_event_filter_and_workspace_scope(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"), events=["key.revoked"])
+        await service.create_endpoint(workspace_id=OTHER_WORKSPACE, url=receiver.url("/ok"))
+        enqueue(db, "key.created", {"key_id": "k"})  # nobody in WORKSPACE subscribes
+        revoked = enqueue(db, "key.revoked", {"key_id": "k"})
+        # workspace None: every workspace with a subscribed endpoint gets its own event.
+        verified = enqueue(db, "deployment.verified", {"deployment_id": "smollm2"}, workspace=None)
+        assert len(verified) == 1
+        async with dispatching(db, box):
+            await wait_until(lambda: len(receiver.received) == 2, what="two deliveries")
+            await asyncio.sleep(0.3)
+        bodies = sorted((json.loads(r.body)["type"], json.loads(r.body)["workspace"]) for r in receiver.received)
+        assert bodies == [("deployment.verified", OTHER_WORKSPACE), ("key.revoked", WORKSPACE)]
+        assert {json.loads(r.body)["id"] for r in receiver.received} == {revoked[0], verified[0]}
+
+    asyncio.run(scenario())
+
+
+def test_failing_receiver_is_retried_with_the_same_id_and_body(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/fail-then-ok/2"))
+        assert endpoint.secret is not None
+        enqueue(db, "credits.low", {"balance_cents": 12.5, "threshold_cents": 100})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after two failures")
+        assert len(receiver.received) == 3
+        assert len({r.body for r in receiver.received}) == 1
+        for received in receiver.received:
+            assert verify_with_sdk(received, endpoint.secret)["type"] == "credits.low"
+        assert all(p["ok"] for p in verify_with_peer([(r, endpoint.secret) for r in receiver.received]))
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        log = logged["attempt_log"]
+        assert [(a["attempt"], a["status"], a["outcome"]) for a in log] == [
+            (1, 500, "retry"),
+            (2, 500, "retry"),
+            (3, 200, "delivered"),
+        ]
+        assert log[0]["error"] == "receiver answered 500"
+        # The schedule (0, 0.1, 0.2) spaced the attempts.
+        gaps = [b.at - a.at for a, b in zip(receiver.received, receiver.received[1:])]
+        assert gaps[0] >= 0.09
+        assert gaps[1] >= 0.19
+
+    asyncio.run(scenario())
+
+
+def test_timeout_is_recorded_and_retried(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/slow-first/2.5"))
+        enqueue(db, "usage.daily", {"date": "2026-11-26", "requests": 3})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after a timeout")
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        first, second = logged["attempt_log"]
+        assert first["status"] is None
+        assert first["error"] == "timed out after 1 s"
+        assert first["outcome"] == "retry"
+        assert 900 <= first["latency_ms"] < 2_000
+        assert second["status"] == 200
+
+    asyncio.run(scenario())
+
+
+def test_retry_after_is_honoured(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/retry-after/1"))
+        enqueue(db, "key.created", {"key_id": "k"})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after 429")
+        first, second = receiver.received
+        # The schedule alone would retry after 0.1 s; the receiver asked for 1 s.
+        assert second.at - first.at >= 1.0
+
+    asyncio.run(scenario())
+
+
+def test_gone_disables_the_endpoint(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/gone"))
+        enqueue(db, "key.created", {"key_id": "a"})
+        async with dispatching(db, box):
+            await wait_until(lambda: "failed" in _states(db), what="the 410")
+            enqueue(db, "key.created", {"key_id": "b"})
+            await asyncio.sleep(0.4)
+        assert len(receiver.received) == 1  # nothing more was sent to a 410 endpoint
+        view = await service.get_endpoint(endpoint.id)
+        assert view.enabled is False
+        assert view.disabled_reason == "the receiver answered 410 Gone"
+        assert sorted(_states(db)) == ["failed"]  # the second event owes it nothing: it was disabled first
+
+    asyncio.run(scenario())
+
+
+def test_redirect_is_not_followed(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/redirect"))
+        enqueue(db, "key.created", {"key_id": "a"})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["failed"], what="three redirects")
+        assert [r.path for r in receiver.received] == ["/redirect"] * 3  # /ok never reached
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        assert [a["status"] for a in logged["attempt_log"]] == [302, 302, 302]
+        assert logged["attempt_log"][0]["error"] == "redirect (302) not followed"
+
+    asyncio.run(scenario())
+
+
+def test_persistent_failure_disables_the_endpoint(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/always/503"))
+        event_ids = enqueue(db, "credits.depleted", {"balance_cents": 0})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["failed"], what="the schedule to run out")
+        assert len(receiver.received) == FAST.max_attempts
+        view = await service.get_endpoint(endpoint.id)
+        assert view.enabled is False
+        assert view.disabled_reason == f"persistent failure: 3 attempts of event {event_ids[0]} failed"
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        assert [a["outcome"] for a in logged["attempt_log"]] == ["retry", "retry", "failed"]
+
+    asyncio.run(scenario())
+
+
+def test_concurrency_is_bounded(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/slow/0.3"))
+        for n in range(10):
+            enqueue(db, "key.created", {"key_id": f"k{n}"})
+        async with dispatching(db, box):
+            await wait_until(lambda: _states(db) == ["delivered"] * 10, what="ten deliveries")
+        assert receiver.max_in_flight == FAST.max_concurrency
+
+    asyncio.run(scenario())
+
+
+def test_replay_and_test_event(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        assert endpoint.secret is not None
+        (event_id,) = enqueue(db, "deployment.failed", {"deployment_id": "d", "error": "probe failed"})
+        async with dispatching(db, box) as dispatcher:
+            await wait_until(lambda: len(receiver.received) == 1, what="the original")
+            replayed = await service.replay(event_id)
+            assert [d["origin"] for d in replayed] == ["replay"]
+            dispatcher.wake()
+            await wait_until(lambda: len(receiver.received) == 2, what="the replay")
+            test = await service.send_test(endpoint.id)
+            await wait_until(lambda: len(receiver.received) == 3, what="the test event")
+        original, replay, test_delivery = receiver.received
+        assert replay.body == original.body  # same id, same bytes: receivers de-duplicate
+        assert verify_with_sdk(replay, endpoint.secret)["id"] == event_id
+        test_event = verify_with_sdk(test_delivery, endpoint.secret)
+        assert test_event["type"] == "webhook.test"
+        assert test_event["id"] == test["event"]["id"]
+        events = await service.list_events(workspace_id=WORKSPACE)
+        assert {e["id"] for e in events} == {event_id, test_event["id"]}
+
+    asyncio.run(scenario())
+
+
+def test_disabled_endpoint_receives_nothing_until_enabled(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        async with dispatching(db, box):
+            enqueue(db, "key.created", {"key_id": "a"})
+            await wait_until(lambda: len(receiver.received) == 1, what="first")
+            await service.set_enabled(endpoint.id, False)
+            assert enqueue(db, "key.created", {"key_id": "b"})  # recorded, owed to no endpoint
+            await asyncio.sleep(0.3)
+            assert len(receiver.received) == 1
+            await service.set_enabled(endpoint.id, True)
+            enqueue(db, "key.created", {"key_id": "c"})
+            await wait_until(lambda: len(receiver.received) == 2, what="after enabling")
+        assert [json.loads(r.body)["data"]["key_id"] for r in receiver.received] == ["a", "c"]
+
+    asyncio.run(scenario())
+
+
+def test_secret_rotation_overlap(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        old = endpoint.secret
+        rotated = await service.rotate_secret(endpoint.id, overlap_seconds=1.5)
+        new = rotated.secret
+        assert old
+        assert new
+        assert old != new
+        assert rotated.previous_secret_expires is not None
+        async with dispatching(db, box):
+            enqueue(db, "key.created", {"key_id": "during"})
+            await wait_until(lambda: len(receiver.received) == 1, what="delivery during the overlap")
+            await asyncio.sleep(max(0.0, (rotated.previous_secret_expires or 0) + 1 - time.time()))
+            enqueue(db, "key.created", {"key_id": "after"})
+            await wait_until(lambda: len(receiver.received) == 2, what="delivery after the overlap")
+        during, after = receiver.received
+        assert during.headers["runinfra-signature"].count("v1=") == 2
+        assert verify_with_sdk(during, old)["data"] == {"key_id": "during"}
+        assert verify_with_sdk(during, new)["data"] == {"key_id": "during"}
+        assert after.headers["runinfra-signature"].count("v1=") == 1
+        assert verify_with_sdk(after, new)["data"] == {"key_id": "after"}
+        import runinfra
+
+        with pytest.raises(runinfra.WebhookVerificationError):
+            verify_with_sdk(after, old)
+        peer = verify_with_peer([(during, old), (during, new), (after, new), (after, old)])
+        assert [p["ok"] for p in peer] == [True, True, True, False]
+        assert (await service.get_endpoint(endpoint.id)).previous_secret_expires is None
+
+    asyncio.run(scenario())
+
+
+def _states(db: Database) -> list[str]:
+    with db.session() as session:
+        return list(session.scalars(select(WebhookDelivery.state).order_by(WebhookDelivery.created_at)))
