@@ -96,7 +96,7 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
             held_delta[workspace] += amount
             opened[record["h"]] = record
         elif kind in ("release", "settle"):
-            entries.append(_entry(record, "release", amount))
+            entries.append(_entry(record, "orphan_release" if record.get("o") else "release", amount))
             balance_delta[workspace] += amount
             held_delta[workspace] -= amount
             if kind == "settle":

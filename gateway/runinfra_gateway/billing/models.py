@@ -30,7 +30,11 @@ class CreditAccount(Base):
 
 
 class LedgerEntry(Base):
-    """One append-only movement of credits; ``kind`` is open, adjust, hold, release or charge."""
+    """One append-only movement of credits.
+
+    ``kind``: open, adjust, hold, release, charge, or orphan_release (a hold that a crash
+    left open, released in full when the gateway restarted).
+    """
 
     __tablename__ = "credit_ledger"
     __table_args__ = (

@@ -59,3 +59,25 @@ def charges_by_request(db: Database) -> dict[str, list[int]]:
     for request_id, amount in rows:
         found.setdefault(str(request_id), []).append(-int(amount))
     return found
+
+
+def hold_and_release_counts(db: Database) -> tuple[dict[int, int], dict[int, int]]:
+    """How many hold rows and how many release rows each hold id has."""
+    with db.session() as session:
+        rows = session.execute(
+            select(LedgerEntry.kind, LedgerEntry.hold_id, func.count())
+            .where(LedgerEntry.kind.in_(("hold", "release", "orphan_release")))
+            .group_by(LedgerEntry.kind, LedgerEntry.hold_id)
+        ).all()
+    holds = {int(hold_id): int(count) for kind, hold_id, count in rows if kind == "hold"}
+    releases: dict[int, int] = {}
+    for kind, hold_id, count in rows:
+        if kind != "hold":
+            releases[int(hold_id)] = releases.get(int(hold_id), 0) + int(count)
+    return holds, releases
+
+
+
+def orphan_releases(db: Database) -> int:
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).where(LedgerEntry.kind == "orphan_release")) or 0)

@@ -1,0 +1,121 @@
+"""kill -9 in the middle of a burst: after restart the SQL ledger sums to the balance and
+every settled request is charged exactly once (orphaned holds are released, not charged)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from runinfra_gateway.billing import JournalCorrupt, Ledger
+from runinfra_gateway.billing.ledger_sql import read_checkpoint
+from runinfra_gateway.store import Database
+
+from .helpers import (
+    assert_ledger_consistent,
+    charges_by_request,
+    hold_and_release_counts,
+    ledger_state,
+    orphan_releases,
+)
+
+CHILD = Path(__file__).with_name("ledger_child.py")
+INITIAL_MICROCENTS = 100_000_000  # 100 cents
+
+
+def run_until_killed(db_path: Path, journal: Path, prefix: str, settles: int, *extra: str) -> dict[str, int]:
+    """Start the child, let it settle ``settles`` requests, SIGKILL it mid-burst; return what it reported."""
+    child = subprocess.Popen(
+        [sys.executable, str(CHILD), str(db_path), str(journal), prefix, *extra],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    settled: dict[str, int] = {}
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        while len(settled) < settles:
+            line = child.stdout.readline()
+            assert line, "the child exited before it was killed"
+            kind, request_id, *charge = line.split()
+            if kind == "settled":
+                settled[request_id] = int(charge[0])
+        os.kill(child.pid, signal.SIGKILL)
+        # Lines the child flushed before it died are still in the pipe.
+        for line in child.stdout:
+            kind, request_id, *charge = line.split()
+            if kind == "settled":
+                settled[request_id] = int(charge[0])
+    finally:
+        child.kill()
+        child.wait()
+        child.stdout.close()
+    assert child.returncode == -signal.SIGKILL
+    return settled
+
+
+def recover(db: Database, journal: Path) -> tuple[int, int]:
+    async def restart() -> tuple[int, int]:
+        ledger = Ledger(db, journal_path=journal, topup_url="https://gateway.example/topup")
+        await ledger.start()
+        balance = ledger.balance("ws_crash")
+        await ledger.close()
+        return balance.balance_microcents, balance.held_microcents
+
+    return asyncio.run(restart())
+
+
+def test_kill_9_mid_burst_neither_loses_nor_doubles_a_charge(db: Database, tmp_path: Path) -> None:
+    db_path = Path(db.url.removeprefix("sqlite:///"))
+    journal = tmp_path / "journal" / "credits"
+    settled = run_until_killed(db_path, journal, "a", 400, "--open", str(INITIAL_MICROCENTS / 1_000_000))
+    # Crash twice: the second run starts by recovering the first crash, then dies mid-burst too.
+    settled.update(run_until_killed(db_path, journal, "b", 400))
+    # A record the kernel never finished (only a power cut does this) is skipped, not fatal.
+    segments = sorted(journal.parent.glob("credits.0*"))
+    assert segments, "the killed child left its journal behind"
+    with segments[-1].open("ab") as torn:
+        torn.write(b'{"k":"hold","w":"ws_crash","a":5')
+
+    with db.session() as session:
+        checkpoint = read_checkpoint(session)
+    journal_records = [record for segment in segments for record in segment.read_bytes().split(b"\n")[:-1]]
+    journal_last = max(int(orjson.loads(record)["s"]) for record in journal_records)
+    assert checkpoint < journal_last, "the kill left records that only the journal had"
+
+    balance, held = recover(db, journal)
+
+    balances = assert_ledger_consistent(db)
+    charges = charges_by_request(db)
+    assert held == 0
+    assert ledger_state(db)["ws_crash"][2] == 0, "no hold is left open after recovery"
+    assert balance == balances["ws_crash"], "memory and SQL agree after recovery"
+    for request_id, charge in settled.items():
+        assert charges.get(request_id) == [charge], f"{request_id}: settled {charge}, ledger {charges.get(request_id)}"
+    assert all(len(amounts) == 1 for amounts in charges.values()), "a request was charged twice"
+    holds, releases = hold_and_release_counts(db)
+    assert holds == releases == {hold_id: 1 for hold_id in holds}, "every hold is closed exactly once"
+    assert orphan_releases(db) > 0, "holds in flight at the kill were released by recovery"
+    assert balance == INITIAL_MICROCENTS - sum(amount for amounts in charges.values() for amount in amounts)
+    # Recovery wrote everything to SQL and removed the journal; a second restart changes nothing.
+    assert not list(journal.parent.glob("credits.0*"))
+    assert recover(db, journal) == (balance, 0)
+    assert charges_by_request(db) == charges
+
+
+def test_a_corrupt_record_inside_the_journal_stops_the_start(db: Database, tmp_path: Path) -> None:
+    journal = tmp_path / "credits"
+    (tmp_path / "credits.00000000000000000001").write_bytes(
+        b'{"s":1,"k":"open","w":"ws","a":5,"t":0}\nnot json\n{"s":3,"k":"open","w":"ws2","a":5,"t":0}\n'
+    )
+    ledger = Ledger(db, journal_path=journal, topup_url="https://gateway.example/topup")
+    with pytest.raises(JournalCorrupt, match="line 2"):
+        asyncio.run(ledger.start())
+    # Nothing was applied and the journal is untouched for the operator to inspect.
+    assert ledger_state(db) == {}
+    assert (tmp_path / "credits.00000000000000000001").exists()
