@@ -69,11 +69,11 @@ def hold_and_release_counts(db: Database) -> tuple[dict[int, int], dict[int, int
             .where(LedgerEntry.kind.in_(("hold", "release", "orphan_release")))
             .group_by(LedgerEntry.kind, LedgerEntry.hold_id)
         ).all()
-    holds = {int(hold_id): int(count) for kind, hold_id, count in rows if kind == "hold"}
+    holds = {int(hold_id or 0): int(count) for kind, hold_id, count in rows if kind == "hold"}
     releases: dict[int, int] = {}
     for kind, hold_id, count in rows:
         if kind != "hold":
-            releases[int(hold_id)] = releases.get(int(hold_id), 0) + int(count)
+            releases[int(hold_id or 0)] = releases.get(int(hold_id or 0), 0) + int(count)
     return holds, releases
 
 
