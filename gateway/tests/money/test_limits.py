@@ -19,12 +19,12 @@ class ManualClock:
         return self.now
 
 
-def refused(limiter: RateLimiter, key: str = "key_1", **limits: int | None) -> GatewayError:
+def refused(limiter: RateLimiter, *, key: str = "key_1", **limits: int | None) -> GatewayError:
     limits.setdefault("requests_per_minute", None)
     limits.setdefault("tokens_per_minute", None)
     estimated = limits.pop("estimated_tokens", 0) or 0
     with pytest.raises(GatewayError) as caught:
-        limiter.admit(key, estimated_tokens=estimated, **limits)
+        limiter.admit(key, estimated_tokens=estimated, requests_per_minute=2, tokens_per_minute=60)
     assert caught.value.status == 429
     assert caught.value.type == "rate_limit_error"
     return caught.value
@@ -76,14 +76,13 @@ def test_a_request_larger_than_the_minute_is_admitted_once_the_bucket_is_full() 
 def test_both_limits_refuse_without_spending_and_the_longer_wait_wins() -> None:
     clock = ManualClock()
     limiter = RateLimiter(clock=clock)
-    limits = {"requests_per_minute": 2, "tokens_per_minute": 60}
-    limiter.admit("key_1", estimated_tokens=60, **limits)
-    error = refused(limiter, estimated_tokens=30, **limits)
+    limiter.admit("key_1", estimated_tokens=60, requests_per_minute=2, tokens_per_minute=60)
+    error = refused(limiter, estimated_tokens=30, requests_per_minute=2, tokens_per_minute=60)
     assert error.headers["retry-after"] == "30"  # tokens (30 s) outweigh requests (ready now)
     clock.now += 30
-    limiter.admit("key_1", estimated_tokens=30, **limits)
-    limiter.admit("key_1", estimated_tokens=0, **limits)  # the refusal took no request-token: one is left
-    assert refused(limiter, estimated_tokens=0, **limits).headers["retry-after"] == "30"
+    limiter.admit("key_1", estimated_tokens=30, requests_per_minute=2, tokens_per_minute=60)
+    limiter.admit("key_1", estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60)  # the refusal took no request-token: one is left
+    assert refused(limiter, estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60).headers["retry-after"] == "30"
 
 
 def test_unlimited_zero_limits_and_limit_changes() -> None:
