@@ -93,8 +93,8 @@ def _non_public_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
         ("multicast", address.is_multicast),
-        ("private", address.is_private),
         ("reserved", address.is_reserved),
+        ("private", address.is_private),
         ("not globally routable", not address.is_global),
     )
     return next((name for name, hit in checks if hit), None)
