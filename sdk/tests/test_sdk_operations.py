@@ -1,0 +1,179 @@
+"""Every operation over a real socket: paths, headers, bodies and result shapes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import API_KEY
+from sdk_servers import Exchange, ScriptedServer, json_handler
+
+from runinfra import AudioResponse, RunInfra, RunInfraError, __version__
+
+CHAT = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "m",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+}
+
+
+def test_models_list_and_retrieve_url_encode_the_id(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("GET", "/v1/models", json_handler({"object": "list", "data": [{"id": "a/b", "object": "model"}]}))
+    server.on("GET", "/v1/models/a%2Fb%20c", json_handler({"id": "a/b c", "object": "model"}, request_id="req_m"))
+    listed = client.models.list()
+    assert listed == {"object": "list", "data": [{"id": "a/b", "object": "model"}], "_request_id": "req_test"}
+    model = client.models.retrieve("a/b c")
+    assert model["id"] == "a/b c"
+    assert model["_request_id"] == "req_m"
+    assert server.requests[1].target == "/v1/models/a%2Fb%20c"
+
+
+def test_chat_sends_sdk_headers_and_exact_body(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("POST", "/v1/chat/completions", json_handler(CHAT))
+    result = client.chat.completions.create(
+        model="m",
+        messages=[{"role": "user", "content": "hi"}],
+        temperature=0.5,
+        max_tokens=5,
+        stop=["x"],
+        metadata={"k": "v"},
+        extra_body={"top_k": 3},
+    )
+    assert result["choices"][0]["message"]["content"] == "hi"
+    assert result["_request_id"] == "req_test"
+    assert "_idempotent_replay" not in result
+    sent = server.requests[0]
+    assert sent.headers["authorization"] == f"Bearer {API_KEY}"
+    assert sent.headers["x-runinfra-sdk"] == "python"
+    assert sent.headers["x-runinfra-sdk-version"] == __version__
+    assert len(sent.headers["x-client-request-id"]) == 36
+    assert sent.headers["content-type"] == "application/json"
+    assert "idempotency-key" not in sent.headers
+    assert sent.json() == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "temperature": 0.5,
+        "max_tokens": 5,
+        "stop": ["x"],
+        "metadata": {"k": "v"},
+        "top_k": 3,
+    }
+
+
+def test_idempotent_replay_flag_and_request_options(server: ScriptedServer, client: RunInfra) -> None:
+    server.on(
+        "POST", "/v1/responses", json_handler({"id": "r", "output_text": "ok"}, headers={"X-RunInfra-Idempotent-Replay": "true"})
+    )
+    result = client.responses.create(
+        model="m",
+        input="hello",
+        instructions="be brief",
+        max_output_tokens=10,
+        request_options={"client_request_id": "trace-1", "idempotency_key": "idem-1", "headers": {"X-App": "a"}},
+    )
+    assert result["_idempotent_replay"] is True
+    sent = server.requests[0]
+    assert sent.headers["x-client-request-id"] == "trace-1"
+    assert sent.headers["idempotency-key"] == "idem-1"
+    assert sent.headers["x-app"] == "a"
+    assert sent.json() == {"model": "m", "input": "hello", "instructions": "be brief", "max_output_tokens": 10}
+
+
+def test_embeddings_and_images(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("POST", "/v1/embeddings", json_handler({"object": "list", "data": [{"index": 0, "embedding": [0.5]}]}))
+    server.on("POST", "/v1/images/generations", json_handler({"created": 1, "data": [{"url": "http://x/i.png"}]}))
+    embedded = client.embeddings.create(model="e", input=["a", "b"], encoding_format="float", dimensions=4)
+    assert embedded["data"][0]["embedding"] == [0.5]
+    assert server.requests[0].json() == {"model": "e", "input": ["a", "b"], "encoding_format": "float", "dimensions": 4}
+    images = client.images.generate(model="i", prompt="a cat", n=1, size="256x256", response_format="url")
+    assert images["data"][0]["url"] == "http://x/i.png"
+    assert server.requests[1].json() == {
+        "model": "i", "prompt": "a cat", "n": 1, "size": "256x256", "response_format": "url"
+    }  # fmt: skip
+
+
+def test_speech_returns_audio_response(server: ScriptedServer, client: RunInfra) -> None:
+    def audio(exchange: Exchange) -> None:
+        exchange.respond(200, b"RIFFdata", content_type="audio/wav", request_id="req_audio")
+
+    server.on("POST", "/v1/audio/speech", audio)
+    result = client.audio.speech.create(model="t", input="hello", voice="joe", response_format="wav", speed=1.0)
+    assert result == AudioResponse(b"RIFFdata", "audio/wav", "req_audio")
+    assert server.requests[0].json() == {"model": "t", "input": "hello", "voice": "joe", "response_format": "wav", "speed": 1.0}
+    client.audio.speech.create(model="t", input="hello", ref_audio="data:...", ref_text="ref", task_type="Base")
+    assert server.requests[1].json()["ref_text"] == "ref"
+
+
+def test_transcription_is_multipart(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("POST", "/v1/audio/transcriptions", json_handler({"text": "hello"}))
+    result = client.audio.transcriptions.create(
+        model="w", file=b"\x00\x01--boundary?", filename="a.mp3", language="en", response_format="verbose_json"
+    )
+    assert result == {"text": "hello", "_request_id": "req_test"}
+    sent = server.requests[0]
+    content_type = sent.headers["content-type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    boundary = content_type.split("boundary=")[1].encode()
+    assert sent.body.startswith(b"--" + boundary)
+    assert b'name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n\x00\x01--boundary?\r\n' in sent.body
+    assert b'name="language"\r\n\r\nen\r\n' in sent.body
+
+
+def test_voice_pipeline_posts_raw_audio_to_pipeline_route(server: ScriptedServer) -> None:
+    server.on("POST", "/v1/pipe%201/pipeline", json_handler({"object": "voice.pipeline", "transcript": "hi"}))
+    with RunInfra(api_key=API_KEY, base_url=server.url, pipeline_id="  pipe 1 ") as client:
+        assert client.base_url == server.url + "/pipe%201"
+        result = client.voice.pipeline.create(audio=b"RIFF", mime_type="audio/wav")
+    assert result["transcript"] == "hi"
+    assert server.requests[0].headers["content-type"] == "audio/wav"
+    assert server.requests[0].body == b"RIFF"
+
+
+def test_voice_pipeline_without_pipeline_is_refused_locally(server: ScriptedServer, client: RunInfra) -> None:
+    with pytest.raises(RunInfraError) as caught:
+        client.voice.pipeline.create(audio=b"RIFF")
+    assert caught.value.type == "invalid_request_options"
+    assert server.requests == []
+
+
+def test_pipeline_scoped_once(server: ScriptedServer) -> None:
+    server.on("GET", "/v1/pipe_123/models", json_handler({"object": "list", "data": []}))
+    client = RunInfra(api_key=API_KEY, base_url=server.url + "/pipe_123", pipeline_id="pipe_123")
+    assert client.base_url == server.url + "/pipe_123"
+    assert client.pipeline_id == "pipe_123"
+    client.models.list()
+    assert server.requests[0].target == "/v1/pipe_123/models"
+    with pytest.raises(RunInfraError) as caught:
+        RunInfra(api_key=API_KEY, base_url=server.url + "/pipe_123", pipeline_id="pipe_999")
+    assert caught.value.type == "invalid_request_options"
+
+
+def test_non_json_success_body_is_a_typed_error(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("GET", "/v1/models", json_handler([1, 2]))
+    with pytest.raises(RunInfraError) as caught:
+        client.models.list()
+    assert caught.value.type == "invalid_response"
+    assert caught.value.request_id == "req_test"
+
+
+def test_custom_transport_seam() -> None:
+    from runinfra import RunInfraRequest, RunInfraResponse
+
+    seen = []
+
+    def transport(request: RunInfraRequest) -> RunInfraResponse:
+        seen.append(request)
+        return RunInfraResponse(200, {"X-Request-Id": "req_t"}, json.dumps(CHAT).encode())
+
+    client = RunInfra(api_key=API_KEY, base_url="http://localhost:1/v1", transport=transport)
+    result = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    assert result["_request_id"] == "req_t"
+    assert seen[0].url == "http://localhost:1/v1/chat/completions"
+    assert seen[0].method == "POST"
+    assert seen[0].stream is False
+    assert seen[0].timeout_seconds == 60.0
+    assert API_KEY not in repr(seen[0])
+    assert RunInfraResponse(200, {}, b'{"a": 1}').json() == {"a": 1}
