@@ -1,0 +1,338 @@
+"""The dashboard's only door into the gateway: reads and actions over ``GatewayState``.
+
+Actions (create or revoke a key, top up, verify a deployment) go through the
+core's admin service, so the dashboard, the admin API and the CLI change state
+the same way (key cache, ledger, webhook events). Read-only aggregates the
+admin API does not offer (per-day usage, sparkline series, a key's last use)
+are queried here from the core's request log, off the event loop.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from runinfra_gateway import errors
+from runinfra_gateway.admin import service
+from runinfra_gateway.dashboard.views import (
+    DayPoint,
+    DeploymentView,
+    KeyView,
+    PipelineView,
+    RequestView,
+    WorkspaceView,
+)
+from runinfra_gateway.state import GatewayState
+from runinfra_gateway.store.models import RequestLog
+
+__all__ = [
+    "METRICS_BUCKET_LABEL",
+    "METRICS_WINDOW_LABEL",
+    "DayPoint",
+    "RequestView",
+    "adjust_credits",
+    "admin_token_matches",
+    "balance",
+    "create_key",
+    "get_deployment",
+    "latest_requests",
+    "list_deployments",
+    "list_keys",
+    "list_pipelines",
+    "list_workspaces",
+    "public_base_url",
+    "revoke_key",
+    "usage_per_day",
+    "verify_deployment",
+]
+
+MICROCENTS_PER_CENT = 1_000_000
+METRICS_WINDOW = timedelta(hours=24)
+METRICS_BUCKETS = 24
+METRICS_WINDOW_LABEL = "24 hours"
+METRICS_BUCKET_LABEL = "hourly"
+
+_PRICE_LABELS: dict[str, str] = {
+    "input_per_1k_tokens": "¢ / 1k input tokens",
+    "output_per_1k_tokens": "¢ / 1k output tokens",
+    "per_image": "¢ / image",
+    "per_audio_second": "¢ / audio second",
+    "per_1k_characters": "¢ / 1k characters",
+}
+
+
+def _when(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+# -- identity and settings ----------------------------------------------------------------
+
+
+def admin_token_matches(state: GatewayState, token: str) -> bool:
+    return bool(state.admin_token.matches(token))
+
+
+def public_base_url(state: GatewayState) -> str | None:
+    """The operator-configured external origin, if any (else the dashboard uses the request's)."""
+    value = state.settings.public_base_url
+    return str(value) if value else None
+
+
+# -- workspaces, pipelines, keys ------------------------------------------------------------
+
+
+async def list_workspaces(state: GatewayState) -> list[WorkspaceView]:
+    rows = await service.list_workspaces(state)
+    return [WorkspaceView(id=str(r["id"]), name=str(r.get("name") or r["id"])) for r in rows]
+
+
+async def list_pipelines(state: GatewayState, workspace_id: str | None) -> list[PipelineView]:
+    rows = await service.list_pipelines(state)
+    return [
+        PipelineView(id=str(r["id"]), workspace_id=str(r["workspace_id"]), stages=_stages(r["deployments"]))
+        for r in rows
+        if workspace_id is None or r["workspace_id"] == workspace_id
+    ]
+
+
+def _stages(value: Any) -> dict[str, str]:
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, Mapping) else {}
+
+
+async def list_keys(state: GatewayState, workspace_id: str) -> list[KeyView]:
+    rows = [r for r in await service.list_keys(state, workspace_id) if not r.get("revoked")]
+    await state.request_log.flush()
+    ids = [str(r["id"]) for r in rows]
+
+    def last_used(session: Session) -> dict[str, datetime]:
+        if not ids:
+            return {}
+        query = (
+            select(RequestLog.key_id, func.max(RequestLog.created))
+            .where(RequestLog.key_id.in_(ids))
+            .group_by(RequestLog.key_id)
+        )
+        return {str(key_id): created for key_id, created in session.execute(query) if created is not None}
+
+    used = await state.db.run(last_used)
+    return [
+        KeyView(
+            id=str(r["id"]),
+            name=str(r.get("name") or ""),
+            prefix=str(r["prefix"]),
+            scope=str(r["scope"]),
+            pipeline_id=r.get("pipeline_id"),
+            created=_when(_parse_time(r.get("created"))) or "",
+            last_used=_when(used.get(str(r["id"]))),
+            revoked=bool(r.get("revoked")),
+        )
+        for r in rows
+    ]
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, (int, float)):
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    if isinstance(value, str) and value:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+async def create_key(
+    state: GatewayState, *, scope: str, workspace_id: str, pipeline_id: str | None, name: str
+) -> dict[str, str]:
+    """Create a key; the returned mapping holds the secret (the only time it exists in clear)."""
+    payload: dict[str, Any] = {"scope": scope, "name": name}
+    if workspace_id:
+        payload["workspace_id"] = workspace_id
+    if pipeline_id:
+        payload["pipeline_id"] = pipeline_id
+    created = await service.create_key(state, payload)
+    return {
+        "id": str(created["id"]),
+        "secret": str(created["secret"]),
+        "prefix": str(created["prefix"]),
+        "scope": str(created["scope"]),
+        "pipeline_id": str(created.get("pipeline_id") or ""),
+        "name": str(created.get("name") or ""),
+    }
+
+
+async def revoke_key(state: GatewayState, key_id: str) -> str:
+    """Revoke; returns the key's display prefix."""
+    if not key_id:
+        raise errors.invalid_request("Choose a key to revoke.", code="missing_field", param="key_id")
+    revoked = await service.revoke_key(state, key_id)
+    return str(revoked["prefix"])
+
+
+# -- credits and usage ----------------------------------------------------------------------
+
+
+async def balance(state: GatewayState, workspace_id: str) -> tuple[float, float]:
+    result = await service.get_credits(state, workspace_id)
+    return float(result["balance_cents"]), float(result["held_cents"])
+
+
+async def adjust_credits(state: GatewayState, workspace_id: str, cents: float) -> float:
+    result = await service.adjust_credits(state, workspace_id, {"cents": cents})
+    return float(result["balance_cents"])
+
+
+async def usage_per_day(state: GatewayState, workspace_id: str, days: int) -> list[DayPoint]:
+    today = datetime.now(timezone.utc).date()
+    start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=timezone.utc)
+
+    await state.request_log.flush()
+
+    def query(session: Session) -> list[tuple[datetime, int, int]]:
+        rows = session.execute(
+            select(RequestLog.created, RequestLog.status, RequestLog.cost_microcents).where(
+                RequestLog.workspace_id == workspace_id, RequestLog.created >= start
+            )
+        )
+        return [(created, status, cost) for created, status, cost in rows]
+
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for created, status, cost in await state.db.run(query):
+        bucket = totals[_aware(created).astimezone(timezone.utc).strftime("%Y-%m-%d")]
+        bucket[0] += 1
+        bucket[1] += 1 if status >= 400 else 0
+        bucket[2] += int(cost)
+    points = []
+    for offset in range(days):
+        day = (today - timedelta(days=days - 1 - offset)).isoformat()
+        requests, failures, microcents = totals.get(day, [0, 0, 0])
+        points.append(DayPoint(day, requests, failures, microcents / MICROCENTS_PER_CENT))
+    return points
+
+
+async def latest_requests(state: GatewayState, workspace_id: str, limit: int) -> list[RequestView]:
+    rows = await service.recent_requests(state, workspace_id=workspace_id, limit=limit)
+    return [
+        RequestView(
+            request_id=str(row["request_id"]),
+            created=_when(_parse_time(row.get("created"))) or "",
+            deployment_id=row.get("deployment_id"),
+            operation=row.get("operation"),
+            status=int(row["status"]),
+            error_type=row.get("error_type"),
+            latency_ms=float(row.get("latency_ms") or 0.0),
+            cost_cents=int(row.get("cost_microcents") or 0) / MICROCENTS_PER_CENT,
+            key_id=row.get("key_id"),
+        )
+        for row in rows
+    ]
+
+
+# -- deployments ----------------------------------------------------------------------------
+
+
+def _price_lines(table: Mapping[str, Any]) -> tuple[str, ...]:
+    prices = table.get("prices") or {}
+    lines = []
+    for key, label in _PRICE_LABELS.items():
+        value = prices.get(key) if isinstance(prices, Mapping) else None
+        if isinstance(value, (int, float)) and value:
+            lines.append(f"{value:g}{label}")
+    return tuple(lines)
+
+
+def _failing_probe(probes: Any) -> str | None:
+    for probe in probes or ():
+        if isinstance(probe, Mapping) and probe.get("ok") is False:
+            return str(probe.get("operation") or "") or None
+    return None
+
+
+_Series = tuple[list[float], list[float], int, float | None]
+
+
+async def _metrics(state: GatewayState, workspace_id: str | None) -> dict[str, _Series]:
+    """Per deployment: hourly median latency, hourly error rate, request count, overall p50."""
+    now = datetime.now(timezone.utc)
+    start = now - METRICS_WINDOW
+    width = METRICS_WINDOW / METRICS_BUCKETS
+
+    await state.request_log.flush()
+
+    def query(session: Session) -> list[tuple[str, datetime, int, float]]:
+        columns = (RequestLog.deployment_id, RequestLog.created, RequestLog.status, RequestLog.latency_ms)
+        statement = select(*columns).where(RequestLog.created >= start, RequestLog.deployment_id.is_not(None))
+        if workspace_id is not None:
+            statement = statement.where(RequestLog.workspace_id == workspace_id)
+        return [(str(d), c, s, float(lat)) for d, c, s, lat in session.execute(statement)]
+
+    latencies: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(METRICS_BUCKETS)])
+    failures: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in range(METRICS_BUCKETS)])
+    for deployment_id, created, status, latency in await state.db.run(query):
+        index = min(METRICS_BUCKETS - 1, max(0, int((_aware(created) - start) / width)))
+        latencies[deployment_id][index].append(latency)
+        failures[deployment_id][index].append(1 if status >= 500 else 0)
+    result: dict[str, _Series] = {}
+    for deployment_id, buckets in latencies.items():
+        all_latencies = [v for b in buckets for v in b]
+        result[deployment_id] = (
+            [statistics.median(b) if b else 0.0 for b in buckets],
+            [sum(b) / len(b) if b else 0.0 for b in failures[deployment_id]],
+            len(all_latencies),
+            statistics.median(all_latencies) if all_latencies else None,
+        )
+    return result
+
+
+async def list_deployments(state: GatewayState, workspace_id: str | None) -> list[DeploymentView]:
+    metrics = await _metrics(state, workspace_id)
+    views = []
+    for runtime in sorted(state.registry.all(), key=lambda r: r.id):
+        if workspace_id is not None and not runtime.visible_to(workspace_id):
+            continue
+        latency, error_rate, count, p50 = metrics.get(runtime.id, ([], [], 0, None))
+        views.append(
+            DeploymentView(
+                id=runtime.id,
+                backend=runtime.config.backend,
+                status=runtime.status,
+                last_error=runtime.last_error,
+                failing_probe=_failing_probe(runtime.probes),
+                declared_operations=tuple(runtime.declared_operations),
+                verified_operations=tuple(runtime.operations),
+                voices=tuple(runtime.voices),
+                price_lines=_price_lines(runtime.config.table),
+                workspace_id=runtime.workspace_id,
+                latency_ms=tuple(latency) if count else (),
+                error_rate=tuple(error_rate) if count else (),
+                requests=count,
+                p50_latency_ms=p50,
+            )
+        )
+    return views
+
+
+async def get_deployment(state: GatewayState, deployment_id: str, workspace_id: str | None) -> DeploymentView | None:
+    return next((d for d in await list_deployments(state, workspace_id) if d.id == deployment_id), None)
+
+
+async def verify_deployment(state: GatewayState, deployment_id: str) -> tuple[str, str | None]:
+    """Re-run the deployment's probes; returns its status and, on failure, the message."""
+    result = await service.verify_deployment(state, deployment_id)
+    return str(result["status"]), result.get("last_error")
