@@ -19,12 +19,20 @@ class ManualClock:
         return self.now
 
 
-def refused(limiter: RateLimiter, *, key: str = "key_1", **limits: int | None) -> GatewayError:
-    limits.setdefault("requests_per_minute", None)
-    limits.setdefault("tokens_per_minute", None)
-    estimated = limits.pop("estimated_tokens", 0) or 0
+def refused(
+    limiter: RateLimiter,
+    *,
+    requests_per_minute: int | None = None,
+    tokens_per_minute: int | None = None,
+    estimated_tokens: int = 0,
+) -> GatewayError:
     with pytest.raises(GatewayError) as caught:
-        limiter.admit(key, estimated_tokens=estimated, requests_per_minute=2, tokens_per_minute=60)
+        limiter.admit(
+            "key_1",
+            requests_per_minute=requests_per_minute,
+            tokens_per_minute=tokens_per_minute,
+            estimated_tokens=estimated_tokens,
+        )
     assert caught.value.status == 429
     assert caught.value.type == "rate_limit_error"
     return caught.value
@@ -81,8 +89,10 @@ def test_both_limits_refuse_without_spending_and_the_longer_wait_wins() -> None:
     assert error.headers["retry-after"] == "30"  # tokens (30 s) outweigh requests (ready now)
     clock.now += 30
     limiter.admit("key_1", estimated_tokens=30, requests_per_minute=2, tokens_per_minute=60)
-    limiter.admit("key_1", estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60)  # the refusal took no request-token: one is left
-    assert refused(limiter, estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60).headers["retry-after"] == "30"
+    # The refusal took no request-token: one is left.
+    limiter.admit("key_1", estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60)
+    error = refused(limiter, estimated_tokens=0, requests_per_minute=2, tokens_per_minute=60)
+    assert error.headers["retry-after"] == "30"
 
 
 def test_unlimited_zero_limits_and_limit_changes() -> None:
