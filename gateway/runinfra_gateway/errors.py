@@ -27,6 +27,7 @@ __all__ = [
     "permission_denied",
     "rate_limited",
     "request_too_large",
+    "unsupported_operation",
     "unsupported_parameter",
 ]
 
@@ -83,6 +84,18 @@ def unsupported_parameter(param: str, deployment: str) -> GatewayError:
         f"Parameter {param!r} is not supported by deployment {deployment!r}.",
         code="unsupported_parameter",
         param=param,
+    )
+
+
+def unsupported_operation(operation: str, deployment: str, supported: tuple[str, ...] = ()) -> GatewayError:
+    """The deployment exists but does not serve this operation: refused, never routed elsewhere."""
+    listed = ", ".join(supported) or "none"
+    return GatewayError(
+        400,
+        "invalid_request_error",
+        f"Deployment {deployment!r} does not support {operation}; it supports: {listed}.",
+        code="unsupported_operation",
+        param="model",
     )
 
 

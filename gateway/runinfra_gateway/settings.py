@@ -52,6 +52,7 @@ __all__ = [
     "DEPLOYMENT_ID_PATTERN",
     "PIPELINE_ID_PATTERN",
     "PIPELINE_STAGES",
+    "WORKSPACE_ID_PATTERN",
     "ConfigError",
     "DeploymentConfig",
     "PipelineConfig",

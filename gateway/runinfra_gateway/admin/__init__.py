@@ -1,0 +1,1 @@
+"""The admin API (``/admin/v1``) and the service layer the dashboard shares with it."""

@@ -1,0 +1,69 @@
+"""A tiny admin API client for the CLI (standard library only; the token never reaches output)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+__all__ = ["AdminClient", "AdminError"]
+
+
+class AdminError(Exception):
+    """The gateway refused an admin call, or could not be reached."""
+
+    def __init__(self, message: str, *, status: int | None = None, type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+
+
+def _root(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise AdminError(f"--base-url must be an http(s) URL, got {base_url!r}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise AdminError("--base-url must not carry credentials, a query or a fragment")
+    path = parts.path.rstrip("/")
+    for suffix in ("/admin/v1", "/v1"):
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+class AdminClient:
+    def __init__(self, base_url: str, admin_token: str, *, timeout: float = 30.0) -> None:
+        self.root = _root(base_url)
+        self._token = admin_token
+        self._timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"AdminClient({self.root!r}, <token hidden>)"
+
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - the scheme is checked in _root
+            self.root + "/admin/v1" + path, data=data, method=method,
+            headers={"Authorization": f"Bearer {self._token}", "Content-Type": "application/json",
+                     "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                error = json.loads(raw)["error"]
+                message, kind = str(error.get("message")), str(error.get("type"))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                message, kind = f"HTTP {exc.code}", None
+            raise AdminError(message, status=exc.code, type=kind) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise AdminError(f"cannot reach the gateway at {self.root}: {reason}") from None
+
+    @staticmethod
+    def quote(segment: str) -> str:
+        return quote(segment, safe="")

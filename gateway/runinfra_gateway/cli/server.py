@@ -1,0 +1,56 @@
+"""Running the gateway under uvicorn (uvloop + httptools), on a socket bound before start.
+
+Binding first means ``--port 0`` works (tests, benchmarks): the real port is
+known before the app starts, so absolute URLs and the "serving on" line are
+right. SIGTERM/SIGINT stop accepting, let in-flight requests and streams
+finish (up to ``shutdown_grace_seconds``), then flush the ledger and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import sys
+from typing import TextIO
+
+import uvicorn
+
+from runinfra_gateway.app import create_app
+from runinfra_gateway.settings import Settings
+
+__all__ = ["bind", "run_server"]
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(settings: Settings, *, out: TextIO | None = None) -> int:
+    try:
+        sock = bind(settings.host, settings.port)
+    except OSError as exc:
+        print(f"runinfra: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    settings = dataclasses.replace(settings, port=sock.getsockname()[1])
+    app = create_app(settings, out=out)
+    config = uvicorn.Config(
+        app,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1

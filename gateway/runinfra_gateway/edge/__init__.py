@@ -1,0 +1,23 @@
+"""The edge: request ids, body limits and parsing, and how responses and errors are sent."""
+
+from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
+from runinfra_gateway.edge.body import check_content_type, parse_json_object, read_body
+from runinfra_gateway.edge.request_id import client_request_id, new_request_id
+from runinfra_gateway.edge.responses import JSON, send_bytes, send_error, send_json
+
+__all__ = [
+    "JSON",
+    "ASGIApp",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "check_content_type",
+    "client_request_id",
+    "new_request_id",
+    "parse_json_object",
+    "read_body",
+    "send_bytes",
+    "send_error",
+    "send_json",
+]

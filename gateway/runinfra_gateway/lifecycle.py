@@ -1,0 +1,188 @@
+"""Starting and stopping a gateway: store, money, keys, deployments; first-run keys; drain on the way out.
+
+``open_gateway`` prepares everything that must exist before the first request
+(schema, admin token, ledger recovery, keys in memory, config synced to the
+store). ``verify_deployments`` then builds and verifies every deployment in the
+background while ``/healthz`` already answers; ``/readyz`` turns 200 when all
+configured deployments are active. ``close_gateway`` flushes what is pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from runinfra_gateway.admin import service
+from runinfra_gateway.auth import KeyTable, ensure_admin_token
+from runinfra_gateway.billing import Ledger
+from runinfra_gateway.idempotency import IdempotencyStore
+from runinfra_gateway.image_urls import ImageUrlStore
+from runinfra_gateway.limits import RateLimiter
+from runinfra_gateway.observability import AccessLog, Metrics, RequestLogWriter
+from runinfra_gateway.pipeline_table import PipelineTable
+from runinfra_gateway.registry import Registry, runtime_for
+from runinfra_gateway.settings import ConfigError, Settings, parse_deployment
+from runinfra_gateway.state import GatewayState
+from runinfra_gateway.store import Database
+from runinfra_gateway.store.migrate import upgrade
+from runinfra_gateway.store.models import ApiKey, DeploymentRecord, PipelineRecord, Workspace
+
+__all__ = ["Announcer", "close_gateway", "open_gateway", "verify_deployments"]
+
+#: Where first-run secrets and progress go (``runinfra serve`` prints them to stdout).
+Announcer = Callable[[str], None]
+
+
+def _print(out: TextIO) -> Announcer:
+    def say(line: str) -> None:
+        print(line, file=out, flush=True)
+
+    return say
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def open_gateway(
+    settings: Settings, *, out: TextIO | None = None, access_log: AccessLog | None = None
+) -> GatewayState:
+    say = _print(out or sys.stdout)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    await asyncio.to_thread(upgrade, db)
+    admin_token, new_token = await db.run(lambda session: ensure_admin_token(session, settings.admin_token))
+    ledger = Ledger(db, journal_path=settings.data_dir / "ledger.journal", topup_url=settings.resolved_topup_url)
+    await ledger.start()
+    idempotency = IdempotencyStore(db)
+    start_idempotency = getattr(idempotency, "start", None)
+    if start_idempotency is not None:
+        await start_idempotency()
+    state = GatewayState(
+        settings=settings,
+        db=db,
+        ledger=ledger,
+        limiter=RateLimiter(redis_url=settings.redis_url),
+        idempotency=idempotency,
+        registry=Registry(),
+        pipelines=PipelineTable(),
+        keys=KeyTable(db),
+        admin_token=admin_token,
+        image_urls=ImageUrlStore(ttl_seconds=settings.image_url_ttl_seconds),
+        metrics=Metrics(),
+        access_log=access_log or AccessLog(enabled=settings.access_log),
+        request_log=RequestLogWriter(db),
+        public_base_url=settings.base_url,
+    )
+    state.registry.on_change(lambda runtime: service.persist_deployment(state, runtime))
+    if new_token is not None:
+        say(f"runinfra: admin token (shown once; only its hash is stored): {new_token}")
+    await _sync_config(state)
+    def load_tables(session: Session) -> None:
+        state.keys.load(session)
+        state.pipelines.load(session)
+
+    await db.run(load_tables)
+    await _first_run_keys(state, say)
+    return state
+
+
+async def _sync_config(state: GatewayState) -> None:
+    """Create the config's workspaces and pipelines if missing; register its deployments and the admin ones."""
+    settings = state.settings
+
+    def existing_workspaces(session: Session) -> set[str]:
+        return set(session.scalars(select(Workspace.id)))
+
+    known = await state.db.run(existing_workspaces)
+    for workspace in settings.workspaces:
+        if workspace.id not in known:
+            await service.create_workspace(
+                state, {"id": workspace.id, "name": workspace.name, "credits_cents": workspace.credits_cents}
+            )
+
+    for config in settings.deployments:
+        try:
+            state.registry.put(runtime_for(config, "config"))
+        except ValueError as exc:
+            raise ConfigError(f"deployments[{config.id}]: {exc}") from None
+
+    def admin_deployments(session: Session) -> list[dict[str, Any]]:
+        rows = session.scalars(select(DeploymentRecord).where(DeploymentRecord.source == "admin"))
+        return [dict(row.definition) for row in rows]
+
+    configured = {config.id for config in settings.deployments}
+    for definition in await state.db.run(admin_deployments):
+        try:
+            config = parse_deployment(definition, "stored deployment")
+            if config.id not in configured:
+                state.registry.put(runtime_for(config, "admin"))
+        except (ConfigError, ValueError) as exc:
+            state.access_log.event("deployment_skipped", deployment=str(definition.get("id")), error=str(exc))
+
+    def upsert_pipelines(session: Session) -> None:
+        for pipeline in settings.pipelines:
+            if session.get(PipelineRecord, pipeline.id) is None:
+                session.add(PipelineRecord(id=pipeline.id, workspace_id=pipeline.workspace_id, created=_now(),
+                                           **dict(pipeline.deployments)))
+
+    await state.db.run(upsert_pipelines)
+
+
+async def _first_run_keys(state: GatewayState, say: Announcer) -> None:
+    """On a store with no keys yet, make a workspace key (and a pipeline key) and print each once."""
+    settings = state.settings
+    if not settings.workspaces:
+        return
+
+    def key_count(session: Session) -> int:
+        return int(session.scalar(select(func.count()).select_from(ApiKey)) or 0)
+
+    if await state.db.run(key_count):
+        return
+    workspace = settings.workspaces[0]
+    key = await service.create_key(state, {"scope": "workspace", "workspace_id": workspace.id, "name": "first-run"})
+    say(f"runinfra: workspace key for {workspace.id!r} (shown once; store it as RUNINFRA_API_KEY): {key['secret']}")
+    for pipeline in settings.pipelines:
+        if pipeline.workspace_id == workspace.id:
+            key = await service.create_key(
+                state, {"scope": "pipeline", "pipeline_id": pipeline.id, "name": "first-run"}
+            )
+            say(f"runinfra: pipeline key for {pipeline.id!r} (shown once): {key['secret']}")
+            break
+
+
+async def verify_deployments(state: GatewayState, *, out: TextIO | None = None) -> None:
+    """Build and verify every registered deployment, one at a time, printing progress."""
+    say = _print(out or sys.stdout)
+    runtimes = state.registry.all()
+    if runtimes:
+        say(f"runinfra: loading and verifying {len(runtimes)} deployment(s)")
+
+    def progress(deployment_id: str, message: str) -> None:
+        say(f"runinfra:   {deployment_id}: {message}")
+        state.access_log.event("deployment", deployment=deployment_id, message=message)
+
+    for runtime in runtimes:
+        await state.registry.verify(runtime.id, progress)
+    configured = [state.registry.get(config.id) for config in state.settings.deployments]
+    state.ready = all(runtime is not None and runtime.active for runtime in configured)
+    say("runinfra: ready" if state.ready else "runinfra: NOT ready: a configured deployment failed verification")
+
+
+async def close_gateway(state: GatewayState) -> None:
+    """Flush logs, the ledger and idempotency records, close backends and the database."""
+    await state.request_log.close()
+    await state.registry.aclose()
+    close_idempotency = getattr(state.idempotency, "close", None)
+    if close_idempotency is not None:
+        await close_idempotency()
+    await state.ledger.close()
+    await state.access_log.close()
+    state.db.close()

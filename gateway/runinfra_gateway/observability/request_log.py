@@ -1,0 +1,59 @@
+"""The ``request_log`` table, written in batches by a background task, never on the request path."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from runinfra_gateway.store.database import Database
+from runinfra_gateway.store.models import RequestLog
+
+__all__ = ["RequestLogWriter"]
+
+logger = logging.getLogger("runinfra_gateway")
+_MAX_PENDING = 50_000
+
+
+class RequestLogWriter:
+    def __init__(self, db: Database, *, interval_seconds: float = 1.0) -> None:
+        self._db = db
+        self._interval = interval_seconds
+        self._pending: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        if len(self._pending) < _MAX_PENDING:  # a stuck database must not eat the memory
+            self._pending.append(row)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        rows, self._pending = self._pending, []
+
+        def write(session: Session) -> None:
+            session.execute(insert(RequestLog), rows)
+
+        try:
+            await self._db.run(write)
+        except Exception:
+            logger.exception("request log: could not write %d rows", len(rows))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.flush()

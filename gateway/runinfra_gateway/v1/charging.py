@@ -1,0 +1,141 @@
+"""Admission and money around one backend call: rate limit, idempotency, credit hold, settlement.
+
+The order is the contract's: admit (rate limit), then idempotency (a replay
+is served before any hold and is never charged again), then the credit hold
+(402 when the balance is short), the work, and settlement at actual usage
+before the response is sent. Any failure before the work finished releases
+the hold and frees the idempotency key, so nothing is charged and the client
+may retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runinfra_gateway.billing import Usage
+from runinfra_gateway.idempotency import StoredResponse
+from runinfra_gateway.registry import DeploymentRuntime
+from runinfra_gateway.state import GatewayState
+from runinfra_gateway.v1.call import Call
+
+__all__ = ["Reply", "admit", "run_charged", "usage_tokens"]
+
+
+@dataclass(slots=True)
+class Reply:
+    """What a backend call produced, ready to send."""
+
+    body: bytes
+    content_type: bytes
+    usage: Usage
+    status: int = 200
+    cost_microcents: int | None = None  # set when the charge is not one deployment's price of ``usage``
+
+
+def usage_tokens(usage: Usage) -> int:
+    return usage.input_tokens + usage.output_tokens
+
+
+def estimate_tokens(raw_body_length: int, body: Mapping[str, Any]) -> int:
+    """A cheap token estimate for the tokens-per-minute bucket (corrected after the call)."""
+    limit = body.get("max_tokens") or body.get("max_output_tokens") or body.get("max_completion_tokens") or 0
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        limit = 0
+    return raw_body_length // 4 + max(0, limit)
+
+
+def admit(state: GatewayState, call: Call, estimated_tokens: int) -> None:
+    """Rate limits of the call's key (429 with Retry-After when over)."""
+    key = call.key
+    assert key is not None
+    settings = state.settings
+    state.limiter.admit(
+        key.id,
+        requests_per_minute=key.requests_per_minute or settings.requests_per_minute,
+        tokens_per_minute=key.tokens_per_minute or settings.tokens_per_minute,
+        estimated_tokens=estimated_tokens,
+    )
+
+
+def _fingerprint(call: Call, raw_body: bytes) -> bytes:
+    digest = hashlib.sha256(call.method.encode())
+    digest.update(b" ")
+    digest.update(call.path.encode("utf-8", "surrogateescape"))
+    digest.update(b"\n")
+    digest.update(raw_body)
+    return digest.digest()
+
+
+async def run_charged(
+    state: GatewayState,
+    call: Call,
+    runtime: DeploymentRuntime,
+    operation: str,
+    estimate_body: Mapping[str, Any],
+    raw_body: bytes,
+    work: Callable[[], Awaitable[Reply]],
+    *,
+    hold_microcents: int | None = None,
+) -> None:
+    """Run ``work`` under a hold and send its reply with the exact charge (or replay a stored one)."""
+    key = call.key
+    assert key is not None
+    estimated = estimate_tokens(len(raw_body), estimate_body)
+    admit(state, call, estimated)
+    idempotency_key = call.idempotency_key()
+    if idempotency_key is not None:
+        stored = await state.idempotency.begin(key.id, idempotency_key, _fingerprint(call, raw_body))
+        if stored is not None:
+            state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+            await call.respond_replay(stored.status, stored.headers, stored.body)
+            return
+    try:
+        amount = runtime.prices.estimate_microcents(operation, estimate_body) if hold_microcents is None \
+            else hold_microcents
+        hold = await state.ledger.hold(key.workspace_id, amount, request_id=call.request_id)
+    except BaseException:
+        if idempotency_key is not None:
+            await state.idempotency.abandon(key.id, idempotency_key)
+        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        raise
+    try:
+        reply = await work()
+    except BaseException:
+        # Failed or the client left before the result existed: nothing is charged.
+        call.stop_watching()
+        await state.ledger.release(hold)
+        if idempotency_key is not None:
+            await state.idempotency.abandon(key.id, idempotency_key)
+        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        raise
+    # The result exists: from here on a disconnect changes nothing (it is charged and, if keyed, replayable).
+    call.stop_watching()
+    cost = reply.cost_microcents
+    if cost is None:
+        cost = runtime.prices.charge_microcents(operation, reply.usage)
+    await state.ledger.settle(
+        hold,
+        cost,
+        request_id=call.request_id,
+        key_id=key.id,
+        deployment_id=runtime.id,
+        operation=operation,
+        usage=reply.usage,
+        status=reply.status,
+    )
+    call.usage = reply.usage
+    call.cost_microcents = cost
+    headers = [(b"x-runinfra-cost-microcents", str(cost).encode())]
+    if idempotency_key is not None:
+        stored_headers = (
+            ("content-type", reply.content_type.decode("latin-1")),
+            ("x-runinfra-cost-microcents", str(cost)),
+        )
+        await state.idempotency.complete(
+            key.id, idempotency_key, StoredResponse(status=reply.status, headers=stored_headers, body=reply.body)
+        )
+    state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=usage_tokens(reply.usage))
+    await call.respond(reply.status, reply.body, reply.content_type, headers)

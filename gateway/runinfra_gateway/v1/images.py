@@ -1,0 +1,70 @@
+"""POST /images/generations: PNGs from the backend, returned inline or as short-lived absolute URLs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+import orjson
+from runinfra_gateway import errors
+from runinfra_gateway.billing import Usage
+from runinfra_gateway.params import check_fields
+from runinfra_gateway.state import GatewayState
+from runinfra_gateway.v1.call import Call
+from runinfra_gateway.v1.charging import Reply, run_charged
+from runinfra_gateway.v1.request import JsonRequest
+
+__all__ = ["IMAGE_FILES_PREFIX", "images_generate"]
+
+IMAGE_FILES_PREFIX = "/v1/images/files/"
+_MAX_IMAGES = 10
+
+
+def _check(body: dict[str, Any]) -> tuple[int, str]:
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise errors.invalid_request("'prompt' is required.", code="missing_field", param="prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise errors.invalid_request("'prompt' must be a non-empty string.", param="prompt")
+    count = body.get("n", 1)
+    if count is None:
+        count = 1
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= _MAX_IMAGES:
+        raise errors.invalid_request(f"'n' must be an integer from 1 to {_MAX_IMAGES}.", param="n")
+    response_format = body.get("response_format") or "url"
+    if response_format not in ("url", "b64_json"):
+        raise errors.invalid_request("'response_format' must be 'url' or 'b64_json'.", param="response_format")
+    return count, response_format
+
+
+async def images_generate(state: GatewayState, call: Call, request: JsonRequest) -> None:
+    body = request.body
+    runtime = request.deployment(state, "images.generate")
+    check_fields(body, runtime.allowed["images.generate"], runtime.id)
+    count, response_format = _check(body)
+    backend_body = {**body, "response_format": "b64_json", "n": count}
+
+    async def work() -> Reply:
+        assert runtime.backend is not None
+        result = await runtime.backend.images(backend_body)
+        data = result.get("data")
+        if not isinstance(data, list):
+            raise errors.deployment_error(f"Deployment {runtime.id!r} returned no image data.")
+        if response_format == "url":
+            urls = []
+            for item in data:
+                encoded = item.get("b64_json") if isinstance(item, dict) else None
+                if not isinstance(encoded, str):
+                    raise errors.deployment_error(f"Deployment {runtime.id!r} returned an image without data.")
+                try:
+                    png = base64.b64decode(encoded, validate=True)
+                except (binascii.Error, ValueError):
+                    raise errors.deployment_error(f"Deployment {runtime.id!r} returned undecodable image data.") \
+                        from None
+                token = state.image_urls.put(png)
+                urls.append({"url": f"{state.public_base_url}{IMAGE_FILES_PREFIX}{token}"})
+            result["data"] = urls
+        return Reply(orjson.dumps(result), b"application/json", Usage(images=len(data)))
+
+    await run_charged(state, call, runtime, "images.generate", body, request.raw, work)
