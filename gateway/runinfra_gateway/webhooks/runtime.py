@@ -1,0 +1,50 @@
+"""The gateway's webhook runtime: the admin service and the dispatcher, opened and closed together.
+
+The core builds it at start (``state.webhooks = open_webhooks(...)``) and calls
+``start()`` / ``close()`` from the app's lifespan; the admin routes reach the
+service through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from runinfra_gateway.store import Database
+from runinfra_gateway.webhooks.dispatcher import Dispatcher
+from runinfra_gateway.webhooks.secret_box import SecretBox
+from runinfra_gateway.webhooks.service import WebhookService
+from runinfra_gateway.webhooks.settings import WebhookSettings
+
+__all__ = ["Webhooks", "open_webhooks"]
+
+
+class Webhooks:
+    """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, a dispatcher that sends."""
+
+    def __init__(self, db: Database, settings: WebhookSettings, box: SecretBox) -> None:
+        self.settings = settings
+        self.service = WebhookService(db, settings, box)
+        self.dispatcher = Dispatcher(db, settings, box)
+
+    def __repr__(self) -> str:
+        return f"Webhooks(max_concurrency={self.settings.max_concurrency})"
+
+    async def start(self) -> None:
+        await self.dispatcher.start()
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+
+    def wake(self) -> None:
+        """Deliver what was just enqueued now rather than at the next poll."""
+        self.dispatcher.wake()
+
+
+def open_webhooks(db: Database, *, data_dir: Path, table: Mapping[str, Any] | None = None) -> Webhooks:
+    """The runtime for a gateway: settings from its ``[webhooks]`` table, the master key from ``data_dir``.
+
+    Raises ``ValueError`` naming a bad setting.
+    """
+    return Webhooks(db, WebhookSettings.from_mapping(table), SecretBox.from_data_dir(data_dir))
