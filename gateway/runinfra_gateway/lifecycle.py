@@ -32,6 +32,7 @@ from runinfra_gateway.state import GatewayState
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import ApiKey, DeploymentRecord, PipelineRecord, Workspace
+from runinfra_gateway.webhooks.runtime import open_webhooks
 
 __all__ = ["Announcer", "close_gateway", "open_gateway", "verify_deployments"]
 
@@ -80,6 +81,7 @@ async def open_gateway(
         request_log=RequestLogWriter(db),
         public_base_url=settings.base_url,
     )
+    state.webhooks = open_webhooks(db, data_dir=settings.data_dir, table=settings.webhooks)
     state.registry.on_change(lambda runtime: service.persist_deployment(state, runtime))
     if new_token is not None:
         say(f"runinfra: admin token (shown once; only its hash is stored): {new_token}")

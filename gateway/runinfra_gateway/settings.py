@@ -47,6 +47,7 @@ from typing import Any, Mapping, Sequence
 import tomllib
 
 from runinfra_gateway.backends.base import OPERATIONS
+from runinfra_gateway.webhooks.settings import WebhookSettings
 
 __all__ = [
     "DEPLOYMENT_ID_PATTERN",
@@ -124,6 +125,8 @@ class Settings:
     deployments: tuple[DeploymentConfig, ...] = ()
     workspaces: tuple[WorkspaceConfig, ...] = ()
     pipelines: tuple[PipelineConfig, ...] = ()
+    #: The ``[webhooks]`` table, validated by ``runinfra_gateway.webhooks.settings.WebhookSettings``.
+    webhooks: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def resolved_database_url(self) -> str:
@@ -284,7 +287,7 @@ _SERVER_KEYS = frozenset(
         "access_log",
     }
 )
-_TOP_KEYS = frozenset({"server", "limits", "workspaces", "deployments", "pipelines"})
+_TOP_KEYS = frozenset({"server", "limits", "workspaces", "deployments", "pipelines", "webhooks"})
 
 
 def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None = None) -> Settings:
@@ -322,6 +325,12 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         if pipeline.workspace_id not in workspace_ids:
             raise ConfigError(f"pipelines[{i}].workspace: no workspace with id {pipeline.workspace_id!r}")
 
+    webhooks = dict(_table(document.get("webhooks", current.webhooks), "webhooks"))
+    try:
+        WebhookSettings.from_mapping(webhooks)
+    except ValueError as exc:
+        raise ConfigError(f"webhooks: {exc}") from None
+
     data_dir = server.get("data_dir")
     return Settings(
         host=_str(server, "host", "server", default=current.host),
@@ -342,6 +351,7 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         deployments=deployments,
         workspaces=workspaces,
         pipelines=pipelines,
+        webhooks=webhooks,
     )
 
 

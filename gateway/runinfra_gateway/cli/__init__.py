@@ -22,7 +22,7 @@ from runinfra_gateway.cli.serve import add_serve_command
 __all__ = ["build_parser", "main"]
 
 #: Modules whose ``register(subparsers, admin_parent)`` adds commands, in order.
-COMMAND_MODULES: tuple[str, ...] = ("runinfra_gateway.cli.ops",)
+COMMAND_MODULES: tuple[str, ...] = ("runinfra_gateway.cli.ops", "runinfra_gateway.webhooks.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
