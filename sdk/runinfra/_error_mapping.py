@@ -56,6 +56,8 @@ def _class_for(status: Optional[int], error_type: Optional[str]) -> Type[RunInfr
         return PermissionDeniedError  # the 403 discriminator stays in ``.type``
     if status == 404 and error_type == "model_not_found":
         return ModelNotFoundError
+    if error_type is not None and error_type.startswith("idempotency_"):
+        return ConflictError
     if status is not None:
         if 300 <= status < 400:
             return RunInfraRedirectError

@@ -56,10 +56,14 @@ def _parse_http_date(text: str) -> Optional[float]:
     numbers = [day, year, *hms]
     if month is None or len(hms) != 3 or not all(n.isdigit() and n.isascii() for n in numbers):
         return None
-    try:
-        return float(calendar.timegm((int(year), month, int(day), int(hms[0]), int(hms[1]), int(hms[2]), 0, 0, 0)))
-    except (ValueError, OverflowError):
+    fields = (int(year), month, int(day), int(hms[0]), int(hms[1]), int(hms[2]))
+    if not 1 <= fields[0] <= 9999:
         return None
+    if not (1 <= fields[2] <= calendar.monthrange(fields[0], month)[1] and fields[3] < 24 and fields[4] < 60):
+        return None
+    if fields[5] > 60:
+        return None
+    return float(calendar.timegm((*fields, 0, 0, 0)))
 
 
 class Retry:

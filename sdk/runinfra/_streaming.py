@@ -15,6 +15,7 @@ __all__ = ["RunInfraStream", "iter_json_events", "iter_sse"]
 
 ServerSentEvent = Tuple[Optional[str], bytes]  # (event name or None, data)
 _DONE = b"[DONE]"
+_BOM = b"\xef\xbb\xbf"
 
 
 def _parse_error(message: str, request_id: Optional[str]) -> RunInfraStreamParseError:
@@ -44,8 +45,11 @@ def iter_sse(chunks: Iterable[bytes], request_id: Optional[str] = None) -> Itera
         if pending:
             chunk = pending + chunk
         if first:
+            if len(chunk) < 3 and _BOM.startswith(chunk):
+                pending = chunk  # a byte-order mark split across chunks
+                continue
             first = False
-            if chunk.startswith(b"\xef\xbb\xbf"):
+            if chunk.startswith(_BOM):
                 chunk = chunk[3:]
         if b"\r" in chunk:
             if chunk[-1:] == b"\r":
@@ -78,7 +82,7 @@ def iter_sse(chunks: Iterable[bytes], request_id: Optional[str] = None) -> Itera
                     except UnicodeDecodeError:
                         raise _parse_error("an SSE event name is not valid UTF-8", request_id) from None
                 # "id", "retry" and unknown fields do not change what the SDK yields.
-    if pending:
+    if pending and not first:
         if pending[:5] == b"data:" and data is None and pending[5:].strip() == _DONE:
             yield event, _DONE
             return
