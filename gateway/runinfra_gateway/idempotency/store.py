@@ -1,0 +1,246 @@
+"""Idempotency-Key handling: in-flight locks in memory, finished responses in SQL.
+
+Flow (core calls these around the backend call):
+
+* :meth:`IdempotencyStore.begin` takes the in-memory lock for (API key id,
+  Idempotency-Key) and writes an ``in_flight`` row carrying the request id. A second
+  request with the same key gets 409 ``idempotency_key_in_use`` while the first runs,
+  422 ``idempotency_key_reused`` if its body fingerprint differs, the stored response
+  once the first finished, or 409 ``idempotency_replay_unavailable`` if that response
+  was too large to keep. A replay is never re-run and never re-charged: core skips
+  the backend and the ledger when ``begin`` returns a response.
+* :meth:`IdempotencyStore.complete` stores the response (or, over ``max_replay_bytes``,
+  only the fact that it finished) and commits before it returns, so a repeat after a
+  sent response always replays.
+* :meth:`IdempotencyStore.abandon` deletes the in-flight row: the request failed before
+  it was charged, and the key may be retried.
+
+After a crash, an ``in_flight`` row with no live lock is *abandoned*. If the ledger
+shows its request was charged (the process died between settle and ``complete``),
+the key answers 409 ``idempotency_replay_unavailable`` forever after (state ``lost``):
+it finished and was paid for, so it is neither re-run nor charged again. Otherwise the
+request never finished and the key can be retried: the next ``begin`` takes it over.
+
+Records expire ``retention_seconds`` (24 h) after they were made; an expired record is
+as good as absent, and ``begin`` deletes expired rows in small batches once a minute.
+
+Across replicas the in-memory lock is not enough: with PostgreSQL, ``begin`` would
+``INSERT ... ON CONFLICT DO NOTHING`` and, on conflict, ``SELECT ... FOR UPDATE`` the
+row, treating an ``in_flight`` row whose lease (owner replica + heartbeat) is fresh as
+in use; with Redis, ``SET key owner NX PX lease`` is the lock and the SQL row the
+record. One process is what is built here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from runinfra_gateway import errors
+from runinfra_gateway.billing.models import LedgerEntry
+from runinfra_gateway.idempotency.models import IdempotencyRecord
+from runinfra_gateway.store import Database
+
+__all__ = ["IdempotencyStore", "StoredResponse", "check_idempotency_key"]
+
+_MAX_KEY_LENGTH = 255
+_MAX_FINGERPRINT_BYTES = 64
+_PURGE_BATCH = 1000
+
+_Outcome = Literal["proceed", "replay", "reused", "unavailable"]
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    """A finished response as it will be replayed."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+def check_idempotency_key(value: str) -> None:
+    """1-255 printable ASCII characters (DESIGN.md); anything else is a 400 naming the header."""
+    if not isinstance(value, str) or not 1 <= len(value) <= _MAX_KEY_LENGTH or not value.isascii():
+        raise errors.invalid_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.", param="Idempotency-Key"
+        )
+    if not value.isprintable():
+        raise errors.invalid_request(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters.", param="Idempotency-Key"
+        )
+
+
+class IdempotencyStore:
+    """Replay, lock and record requests made with an Idempotency-Key, scoped to the API key."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_replay_bytes: int = 1_000_000,
+        retention_seconds: int = 86_400,
+        purge_interval_seconds: float = 60.0,
+    ) -> None:
+        if max_replay_bytes < 0 or retention_seconds <= 0:
+            raise ValueError("max_replay_bytes must be >= 0 and retention_seconds > 0")
+        self._db = db
+        self._max_replay_bytes = max_replay_bytes
+        self._retention = float(retention_seconds)
+        self._purge_interval = purge_interval_seconds
+        self._next_purge = 0.0
+        self._in_flight: dict[tuple[str, str], bytes] = {}
+
+    async def begin(
+        self, key_id: str, idempotency_key: str, fingerprint: bytes, *, request_id: str | None = None
+    ) -> StoredResponse | None:
+        """None: proceed (the lock is taken). A StoredResponse: replay it. Otherwise raises the 409/422."""
+        check_idempotency_key(idempotency_key)
+        if not isinstance(fingerprint, bytes) or not 0 < len(fingerprint) <= _MAX_FINGERPRINT_BYTES:
+            raise ValueError(f"fingerprint must be 1 to {_MAX_FINGERPRINT_BYTES} bytes (a sha256 digest)")
+        lock = (key_id, idempotency_key)
+        running = self._in_flight.get(lock)
+        if running is not None:
+            raise errors.idempotency_key_reused() if running != fingerprint else errors.idempotency_key_in_use()
+        # Taken before the first await: a concurrent begin for the same key sees it.
+        self._in_flight[lock] = fingerprint
+        try:
+            now = time.time()
+            purge = now >= self._next_purge
+            if purge:
+                self._next_purge = now + self._purge_interval
+
+            def work(session: Session) -> tuple[_Outcome, StoredResponse | None]:
+                if purge:
+                    _purge(session, now)
+                return self._begin_in_sql(session, lock, fingerprint, request_id, now)
+
+            outcome, stored = await self._db.run(work)
+        except BaseException:
+            del self._in_flight[lock]
+            raise
+        if outcome == "proceed":
+            return None
+        del self._in_flight[lock]
+        if outcome == "reused":
+            raise errors.idempotency_key_reused()
+        if outcome == "unavailable":
+            raise errors.idempotency_replay_unavailable()
+        return stored
+
+    def _begin_in_sql(
+        self, session: Session, lock: tuple[str, str], fingerprint: bytes, request_id: str | None, now: float
+    ) -> tuple[_Outcome, StoredResponse | None]:
+        key_id, idempotency_key = lock
+        record = session.get(IdempotencyRecord, lock, with_for_update=True)
+        if record is not None and record.expires_at <= now:
+            session.delete(record)
+            session.flush()
+            record = None
+        if record is None:
+            session.add(
+                IdempotencyRecord(
+                    key_id=key_id,
+                    idempotency_key=idempotency_key,
+                    fingerprint=fingerprint,
+                    state="in_flight",
+                    request_id=request_id,
+                    created_at=now,
+                    expires_at=now + self._retention,
+                )
+            )
+            return "proceed", None
+        if record.fingerprint != fingerprint:
+            return "reused", None
+        if record.state == "complete":
+            headers = tuple((str(name), str(value)) for name, value in orjson.loads(record.headers or "[]"))
+            return "replay", StoredResponse(int(record.status or 0), headers, bytes(record.body or b""))
+        if record.state in ("too_large", "lost"):
+            return "unavailable", None
+        # An in_flight row nobody in this process holds: a crash abandoned it.
+        if record.request_id is not None and _was_charged(session, record.request_id):
+            record.state = "lost"
+            return "unavailable", None
+        record.request_id = request_id
+        record.created_at = now
+        record.expires_at = now + self._retention
+        return "proceed", None
+
+    async def complete(self, key_id: str, idempotency_key: str, response: StoredResponse) -> None:
+        """Store the finished response (durably) before it is sent; bodies over the limit keep only the fact."""
+        lock = (key_id, idempotency_key)
+        if lock not in self._in_flight:
+            raise RuntimeError("complete() without a matching begin()")
+        fits = len(response.body) <= self._max_replay_bytes
+
+        def work(session: Session) -> None:
+            record = session.get(IdempotencyRecord, lock)
+            if record is None:  # purged meanwhile (a request longer than the retention): write it again
+                now = time.time()
+                record = IdempotencyRecord(
+                    key_id=key_id,
+                    idempotency_key=idempotency_key,
+                    fingerprint=self._in_flight[lock],
+                    created_at=now,
+                    expires_at=now + self._retention,
+                )
+                session.add(record)
+            record.state = "complete" if fits else "too_large"
+            record.status = response.status
+            record.headers = orjson.dumps([list(pair) for pair in response.headers]).decode() if fits else None
+            record.body = response.body if fits else None
+
+        try:
+            await self._db.run(work)
+        finally:
+            del self._in_flight[lock]
+
+    async def abandon(self, key_id: str, idempotency_key: str) -> None:
+        """The request failed before it was charged: forget it so the key can be retried."""
+        lock = (key_id, idempotency_key)
+        if lock not in self._in_flight:
+            return
+
+        def work(session: Session) -> None:
+            session.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.key_id == key_id,
+                    IdempotencyRecord.idempotency_key == idempotency_key,
+                    IdempotencyRecord.state == "in_flight",
+                )
+            )
+
+        try:
+            await self._db.run(work)
+        finally:
+            del self._in_flight[lock]
+
+    async def purge_expired(self) -> int:
+        """Delete records past their retention now; returns how many went."""
+        now = time.time()
+        total = 0
+        while True:
+            removed = await self._db.run(lambda session: _purge(session, now))
+            total += removed
+            if removed < _PURGE_BATCH:
+                return total
+
+
+def _purge(session: Session, now: float) -> int:
+    """Delete up to about one batch of expired records, oldest first."""
+    expires = IdempotencyRecord.expires_at
+    batch_end = session.scalar(
+        select(expires).where(expires <= now).order_by(expires).offset(_PURGE_BATCH - 1).limit(1)
+    )
+    result = session.execute(delete(IdempotencyRecord).where(expires <= (now if batch_end is None else batch_end)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _was_charged(session: Session, request_id: str) -> bool:
+    charged = select(LedgerEntry.id).where(LedgerEntry.request_id == request_id, LedgerEntry.kind == "charge")
+    return session.execute(charged.limit(1)).first() is not None
