@@ -38,7 +38,7 @@ def upgrade() -> None:
     op.create_table(
         "webhook_events",
         sa.Column("id", sa.String(40), primary_key=True),
-        sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), nullable=False),
+        sa.Column("workspace_id", sa.String(64), nullable=False),
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("created_at", sa.Integer, nullable=False),
         sa.Column("body", sa.LargeBinary, nullable=False),
