@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.billing.models import CreditAccount, JournalCheckpoint, LedgerEntry, OpenHold
+from runinfra_gateway.webhooks.credits import credit_events, funds
 
 __all__ = ["LedgerSnapshot", "apply_records", "ledger_sums", "read_checkpoint", "read_snapshot"]
 
@@ -108,6 +109,7 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
             raise ValueError(f"credit journal record {record['s']} has unknown kind {kind!r}")
 
     now = time.time()
+    funds_before = funds(session, balance_delta)
     existing = set(
         session.scalars(select(CreditAccount.workspace_id).where(CreditAccount.workspace_id.in_(balance_delta)))
     )
@@ -130,6 +132,8 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
                 updated_at=now,
             )
         )
+    # Webhooks: credits.low / credits.depleted, in this transaction, once per crossing.
+    credit_events(session, funds_before, funds(session, balance_delta))
     session.execute(insert(LedgerEntry), entries)
     new_holds = [
         {"hold_id": h, "workspace_id": r["w"], "amount_microcents": r["a"], "request_id": r["r"]}
