@@ -392,7 +392,12 @@ class UpstreamBackend:
                 await response.read()
                 healthy = 200 <= response.status < 300
                 reason = f"health check answered {response.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except TimeoutError:
+            if replica.in_flight:
+                # Busy serving us (llama.cpp's server answers /models only between generations): alive.
+                return
+            healthy, reason = False, "health check timed out"
+        except aiohttp.ClientError as exc:
             healthy, reason = False, f"health check failed ({type(exc).__name__})"
         if healthy:
             self._replicas.mark_up(replica)
