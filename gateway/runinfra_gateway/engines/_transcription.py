@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from ..backends.base import TranscriptionInput
 from ._options import EngineOptions
 from .audio_codecs import DecodedAudio, decode_audio
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -41,10 +42,8 @@ class _Job:
 
 def _deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
     """Hand a result to the loop; a loop that has gone away has no one waiting."""
-    try:
+    with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(callback, *args)
-    except RuntimeError:
-        pass
 
 
 def _set_result(future: asyncio.Future[Any], value: Any) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -92,7 +93,7 @@ def _ffmpeg(samples: npt.NDArray[np.int16], sample_rate: int, *, container: str,
 
     out = io.BytesIO()
     with av.open(out, mode="w", format=container) as output:
-        stream = output.add_stream(codec, rate=rate, layout="mono")
+        stream: Any = output.add_stream(codec, rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = sample_rate
         for packet in stream.encode(frame):

@@ -43,16 +43,18 @@ class FliteEngine:
         self._path = ""
         self.pool: WorkerPool[str] = WorkerPool(
             deployment_id,
-            self._load,
+            self.load_model,
             workers=options.integer("workers", 2),
             queue_size=options.integer("queue_size", 16),
         )
 
-    def _load(self) -> str:
+    def load_model(self) -> str:
         path = shutil.which(self._binary)
         if path is None:
             raise FileNotFoundError(f"the {self._binary!r} binary is not installed (Debian package flite)")
-        listed = subprocess.run([path, "-lv"], capture_output=True, text=True, timeout=10, check=True).stdout
+        listed = subprocess.run(  # noqa: S603 - a fixed argv, no shell
+            [path, "-lv"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
         missing = [v for v in self.voices if v not in listed.split()]
         if missing:
             raise ValueError(f"flite lacks the voices {missing}")
@@ -60,9 +62,9 @@ class FliteEngine:
 
     async def speak(self, body: Mapping[str, Any]) -> AudioResult:
         request = SpeechRequest.parse(body, voices=self.voices, default_voice=self.default_voice)
-        return await self.pool.run(lambda binary: self._synthesize(binary, request))
+        return await self.pool.run(lambda binary: self.synthesize(binary, request))
 
-    def _synthesize(self, binary: str, request: SpeechRequest) -> AudioResult:
+    def synthesize(self, binary: str, request: SpeechRequest) -> AudioResult:
         import soundfile
 
         with tempfile.TemporaryDirectory(prefix="runinfra-flite-") as tmp:
@@ -71,7 +73,9 @@ class FliteEngine:
             command = [binary, "-voice", request.voice, "-f", str(text_file), "-o", str(wav_file)]
             if request.speed != 1.0:
                 command += ["--setf", f"duration_stretch={1.0 / request.speed:.4f}"]
-            done = subprocess.run(command, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False)
+            done = subprocess.run(  # noqa: S603 - argv list, no shell; text goes through a file
+                command, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False
+            )
             if done.returncode != 0 or not wav_file.exists():
                 raise errors.deployment_error(f"flite failed (exit {done.returncode}).", status=502)
             samples, rate = soundfile.read(wav_file, dtype="int16", always_2d=False)

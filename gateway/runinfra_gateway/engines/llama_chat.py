@@ -95,7 +95,9 @@ def _content(content: Any, index: int) -> str:
                 )
             texts.append(part["text"])
         return "".join(texts)
-    raise errors.invalid_request(f"messages[{index}].content must be a string or an array of text parts.", param="messages")
+    raise errors.invalid_request(
+        f"messages[{index}].content must be a string or an array of text parts.", param="messages"
+    )
 
 
 def _stop(value: Any) -> tuple[str, ...]:

@@ -166,7 +166,9 @@ def check_file(path: Path, sha256: str, *, cache_dir: Path | None = None) -> Non
             digest.update(block)
     actual = digest.hexdigest()
     if actual != sha256:
-        raise WeightsMismatch(f"Weights file {path} has sha256 {actual}, expected the pinned {sha256}; refusing to load it.")
+        raise WeightsMismatch(
+            f"Weights file {path} has sha256 {actual}, expected the pinned {sha256}; refusing to load it."
+        )
     with _cache_lock:
         cache = _read_cache(cache_file)
         cache[str(path)] = stamp

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..backends.base import TranscriptionInput
 from ._options import EngineOptions
 from ._transcription import AudioLimits, TranscriptionRequest, transcription_body
@@ -34,12 +33,12 @@ class PocketSphinxEngine:
         self.languages: tuple[str, ...] = ("en",)
         self.pool: WorkerPool[Any] = WorkerPool(
             deployment_id,
-            self._load,
+            self.load_model,
             workers=options.integer("workers", 1),
             queue_size=options.integer("queue_size", 8),
         )
 
-    def _load(self) -> Any:
+    def load_model(self) -> Any:
         from pocketsphinx import Decoder
 
         if self._model_dir is None:
@@ -78,20 +77,21 @@ def _segments(words: list[tuple[str, int, int]]) -> list[dict[str, Any]]:
                 runs.append([])
             continue
         runs[-1].append((word.split("(")[0], start, end))
-    segments = []
+    segments: list[dict[str, Any]] = []
     for run in (r for r in runs if r):
         segments.append(
             {
                 "id": len(segments),
-                "start": round(run[0][1] / _FRAMES_PER_SECOND, 2),
-                "end": round((run[-1][2] + 1) / _FRAMES_PER_SECOND, 2),
+                "start": _seconds(run[0][1]),
+                "end": _seconds(run[-1][2] + 1),
                 "text": " ".join(w for w, _, _ in run),
-                "words": [
-                    {"word": w, "start": round(s / _FRAMES_PER_SECOND, 2), "end": round((e + 1) / _FRAMES_PER_SECOND, 2)}
-                    for w, s, e in run
-                ],
+                "words": [{"word": w, "start": _seconds(s), "end": _seconds(e + 1)} for w, s, e in run],
             }
         )
     return segments
 
 
+
+
+def _seconds(frame: int) -> float:
+    return round(frame / _FRAMES_PER_SECOND, 2)

@@ -1,0 +1,289 @@
+"""A tiny class-conditional diffusion model of handwritten digits, in NumPy.
+
+No image-generation weights can be downloaded here, so the embedded image
+deployment trains its own on first start: a denoising diffusion model (DDPM
+training objective, cosine noise schedule) over scikit-learn's bundled 8x8
+handwritten digits, with a small MLP that predicts the noise from the noisy
+image, the timestep and the digit class. Sampling is DDIM with
+classifier-free guidance. Training takes seconds on a CPU; the weights are
+saved in the data dir and reused. It draws the digits 0-9 named in the prompt
+(as a numeral or a word), upscaled to the requested size, as PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .. import errors
+from . import _params
+from ._options import EngineOptions
+from ._workers import WorkerPool
+from .png import encode_png
+
+__all__ = ["DigitsDiffusionEngine", "DigitsModel", "digit_in_prompt", "render", "sample", "train"]
+
+Array = npt.NDArray[np.floating[Any]]
+
+_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_DIGIT = re.compile(r"(?<![\w.])(\d)(?![\w.])|\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+_STEPS = 200  # diffusion timesteps
+_CLASSES = 10  # class index 10 is "no class" (classifier-free guidance)
+_TIME_FEATURES = 32
+_HIDDEN = 256
+_WEIGHTS_VERSION = 1
+_MAX_SIDE = 1024
+_MAX_N = 10
+
+
+def digit_in_prompt(prompt: str) -> int | None:
+    """The first digit named in the prompt (``7``, ``seven``), or None."""
+    match = _DIGIT.search(prompt)
+    if match is None:
+        return None
+    if match.group(1) is not None:
+        return int(match.group(1))
+    return _WORDS.index(match.group(2).lower())
+
+
+# -- the model -------------------------------------------------------------------------
+
+
+def _alpha_bars() -> npt.NDArray[np.float64]:
+    """Cosine schedule (Nichol & Dhariwal): the signal fraction left at each step."""
+    s = 0.008
+    t = np.arange(_STEPS + 1) / _STEPS
+    f = np.cos((t + s) / (1 + s) * math.pi / 2) ** 2
+    bars: npt.NDArray[np.float64] = np.clip(f[1:] / f[0], 1e-5, 0.9999)
+    return bars
+
+
+def _time_features(t: npt.NDArray[np.int64]) -> Array:
+    half = _TIME_FEATURES // 2
+    freqs = np.exp(-math.log(1000.0) * np.arange(half) / half)
+    angles = t[:, None].astype(np.float64) * freqs[None, :]
+    features: Array = np.concatenate([np.sin(angles), np.cos(angles)], axis=1).astype(np.float32)
+    return features
+
+
+@dataclass
+class DigitsModel:
+    """The noise predictor: an MLP over (noisy image, time features, class one-hot)."""
+
+    params: dict[str, Array]
+
+    @classmethod
+    def initial(cls, rng: np.random.Generator) -> DigitsModel:
+        inputs = 64 + _TIME_FEATURES + _CLASSES + 1
+        sizes = [(inputs, _HIDDEN), (_HIDDEN, _HIDDEN), (_HIDDEN, _HIDDEN), (_HIDDEN, 64)]
+        params: dict[str, Array] = {}
+        for i, (fan_in, fan_out) in enumerate(sizes):
+            params[f"w{i}"] = rng.normal(0.0, math.sqrt(2.0 / fan_in), (fan_in, fan_out)).astype(np.float32)
+            params[f"b{i}"] = np.zeros(fan_out, np.float32)
+        params["w3"] *= 0.1
+        return cls(params)
+
+    def _inputs(self, x: Array, t: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]) -> Array:
+        onehot = np.zeros((x.shape[0], _CLASSES + 1), np.float32)
+        onehot[np.arange(x.shape[0]), labels] = 1.0
+        return np.concatenate([x.astype(np.float32), _time_features(t), onehot], axis=1)
+
+    def predict(self, x: Array, t: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]) -> Array:
+        h = self._inputs(x, t, labels)
+        p = self.params
+        for i in range(3):
+            h = np.maximum(h @ p[f"w{i}"] + p[f"b{i}"], 0.0)
+        out: Array = h @ p["w3"] + p["b3"]
+        return out
+
+    def loss_and_grads(
+        self, x: Array, t: npt.NDArray[np.int64], labels: npt.NDArray[np.int64], target: Array
+    ) -> tuple[float, dict[str, Array]]:
+        p = self.params
+        activations = [self._inputs(x, t, labels)]
+        for i in range(3):
+            activations.append(np.maximum(activations[-1] @ p[f"w{i}"] + p[f"b{i}"], 0.0))
+        out = activations[-1] @ p["w3"] + p["b3"]
+        diff = out - target
+        loss = float(np.mean(diff**2))
+        grad = 2.0 * diff / diff.size
+        grads: dict[str, Array] = {}
+        for i in range(3, -1, -1):
+            grads[f"w{i}"] = activations[i].T @ grad
+            grads[f"b{i}"] = grad.sum(axis=0)
+            if i:
+                grad = (grad @ p[f"w{i}"].T) * (activations[i] > 0)
+        return loss, grads
+
+
+def train(*, steps: int = 2500, batch: int = 256, seed: int = 0) -> DigitsModel:
+    """Train the noise predictor on sklearn's 8x8 digits (DDPM objective, Adam)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.data / 8.0 - 1.0).astype(np.float32)
+    classes = digits.target.astype(np.int64)
+    rng = np.random.default_rng(seed)
+    model = DigitsModel.initial(rng)
+    bars = _alpha_bars()
+    moments = {k: (np.zeros_like(v), np.zeros_like(v)) for k, v in model.params.items()}
+    beta1, beta2, base_lr = 0.9, 0.999, 2e-3
+    for step in range(1, steps + 1):
+        index = rng.integers(0, len(images), batch)
+        x0 = images[index]
+        labels = np.where(rng.random(batch) < 0.1, _CLASSES, classes[index])
+        t = rng.integers(0, _STEPS, batch)
+        noise = rng.normal(size=x0.shape).astype(np.float32)
+        a = bars[t][:, None].astype(np.float32)
+        xt = np.sqrt(a) * x0 + np.sqrt(1.0 - a) * noise
+        _, grads = model.loss_and_grads(xt, t, labels, noise)
+        lr = base_lr * 0.5 * (1.0 + math.cos(math.pi * step / steps))
+        for key, g in grads.items():
+            m, v = moments[key]
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            m_hat = m / (1 - beta1**step)
+            v_hat = v / (1 - beta2**step)
+            model.params[key] -= lr * m_hat / (np.sqrt(v_hat) + 1e-8)
+    return model
+
+
+def sample(
+    model: DigitsModel, digit: int, count: int, rng: np.random.Generator, *, steps: int = 40, guidance: float = 3.0
+) -> Array:
+    """``count`` 8x8 images of ``digit`` in [0, 1] (ink), by guided DDIM (eta 0)."""
+    bars = _alpha_bars()
+    schedule = np.linspace(_STEPS - 1, 0, steps).round().astype(np.int64)
+    x = rng.normal(size=(count, 64))
+    cond = np.full(count, digit, dtype=np.int64)
+    uncond = np.full(count, _CLASSES, dtype=np.int64)
+    for i, t in enumerate(schedule):
+        ts = np.full(count, t, dtype=np.int64)
+        eps_c = model.predict(x, ts, cond)
+        eps_u = model.predict(x, ts, uncond)
+        eps = eps_u + guidance * (eps_c - eps_u)
+        a = bars[t]
+        x0 = np.clip((x - np.sqrt(1 - a) * eps) / np.sqrt(a), -1.0, 1.0)
+        a_next = bars[schedule[i + 1]] if i + 1 < len(schedule) else 1.0
+        eps = (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
+        x = np.sqrt(a_next) * x0 + np.sqrt(1 - a_next) * eps
+    ink: Array = np.clip((x + 1.0) / 2.0, 0.0, 1.0).reshape(count, 8, 8)
+    return ink
+
+
+# -- images ----------------------------------------------------------------------------
+
+
+def _resize(image: Array, height: int, width: int) -> Array:
+    """Bilinear resampling (pixel centres aligned), separable."""
+    h, w = image.shape
+    ys = np.clip((np.arange(height) + 0.5) * h / height - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(width) + 0.5) * w / width - 0.5, 0, w - 1)
+    rows = np.array([np.interp(xs, np.arange(w), row) for row in image])
+    out: Array = np.array([np.interp(ys, np.arange(h), col) for col in rows.T]).T
+    return out
+
+
+def render(ink: Array, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """Dark ink on a white page: the 8x8 digit scaled into the largest centred square."""
+    side = min(width, height)
+    page = np.full((height, width), 255, dtype=np.uint8)
+    square = (255.0 * (1.0 - _resize(ink, side, side))).round().astype(np.uint8)
+    top, left = (height - side) // 2, (width - side) // 2
+    page[top : top + side, left : left + side] = square
+    return page
+
+
+def _size(value: Any) -> tuple[int, int]:
+    if value is None or value == "auto":
+        return 1024, 1024
+    match = re.fullmatch(r"(\d{1,4})x(\d{1,4})", value) if isinstance(value, str) else None
+    if match is None:
+        raise errors.invalid_request("'size' must look like 512x512 (width x height).", param="size")
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (8 <= width <= _MAX_SIDE and 8 <= height <= _MAX_SIDE):
+        raise errors.invalid_request(f"'size' sides must be from 8 to {_MAX_SIDE} pixels.", param="size")
+    return width, height
+
+
+# -- the engine ------------------------------------------------------------------------
+
+
+class DigitsDiffusionEngine:
+    """Trains (or loads) the digits model once per worker and samples PNGs from it."""
+
+    def __init__(self, deployment_id: str, options: EngineOptions) -> None:
+        self.deployment_id = deployment_id
+        self._options = options
+        self._weights = options.path("weights_path")
+        self._train_steps = options.integer("train_steps", 2500, minimum=10)
+        self._sample_steps = options.integer("sample_steps", 40, minimum=2)
+        self._guidance = options.number("guidance", 3.0)
+        self.pool: WorkerPool[DigitsModel] = WorkerPool(
+            deployment_id,
+            self._load,
+            workers=options.integer("workers", 1),
+            queue_size=options.integer("queue_size", 8),
+        )
+
+    def weights_path(self) -> Path:
+        if self._weights is not None:
+            return self._weights
+        return self._options.data_dir() / f"digits-diffusion-v{_WEIGHTS_VERSION}-{self._train_steps}.npz"
+
+    def _load(self) -> DigitsModel:
+        path = self.weights_path()
+        if path.exists():
+            with np.load(path) as stored:
+                return DigitsModel({key: stored[key] for key in stored.files})
+        started = time.monotonic()
+        model = train(steps=self._train_steps)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        arrays: dict[str, Any] = dict(model.params)
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+        _log_training(path, time.monotonic() - started)
+        return model
+
+    async def generate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        prompt = _params.required_text(body, "prompt", max_chars=4000)
+        digit = digit_in_prompt(prompt)
+        if digit is None:
+            raise errors.invalid_request(
+                "This image model draws the handwritten digits 0-9: name one in the prompt "
+                "(for example 'a handwritten 7' or 'the digit seven').",
+                param="prompt",
+            )
+        count = _params.integer(body, "n", 1, low=1, high=_MAX_N) or 1
+        width, height = _size(body.get("size"))
+        _params.choice(body, "response_format", "b64_json", ("b64_json", "url"))
+        seed = int.from_bytes(np.random.bytes(8), "little")
+        pngs = await self.pool.run(lambda model: self.draw(model, digit, count, width, height, seed))
+        return {
+            "created": int(time.time()),
+            "data": [{"b64_json": base64.b64encode(png).decode("ascii"), "revised_prompt": None} for png in pngs],
+        }
+
+    def draw(self, model: DigitsModel, digit: int, count: int, width: int, height: int, seed: int) -> list[bytes]:
+        """PNG bytes of ``count`` samples (on a worker thread)."""
+        rng = np.random.default_rng(seed)
+        inks = sample(model, digit, count, rng, steps=self._sample_steps, guidance=self._guidance)
+        return [encode_png(render(ink, width, height)) for ink in inks]
+
+
+def _log_training(path: Path, seconds: float) -> None:
+    import logging
+
+    logging.getLogger(__name__).info("trained the digits diffusion model in %.1f s; saved to %s", seconds, path)
