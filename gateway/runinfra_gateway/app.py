@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -62,6 +63,9 @@ class GatewayApp:
     async def startup(self) -> None:
         state = await open_gateway(self.settings, out=self._out)
         self.state = state
+        host = self.settings.host
+        shown = f"[{host}]" if ":" in host else host
+        print(f"runinfra: serving on http://{shown}:{self.settings.port}", file=self._out or sys.stdout, flush=True)
         state.access_log.start()
         state.request_log.start()
         self._admin = create_admin_app(state)

@@ -87,7 +87,9 @@ async def run_charged(
     admit(state, call, estimated)
     idempotency_key = call.idempotency_key()
     if idempotency_key is not None:
-        stored = await state.idempotency.begin(key.id, idempotency_key, _fingerprint(call, raw_body))
+        stored = await state.idempotency.begin(
+            key.id, idempotency_key, _fingerprint(call, raw_body), request_id=call.request_id
+        )
         if stored is not None:
             state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
             await call.respond_replay(stored.status, stored.headers, stored.body)

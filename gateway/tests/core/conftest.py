@@ -1,0 +1,156 @@
+"""Fixtures for the gateway-core tests: a real llama.cpp upstream and a real ``runinfra serve``.
+
+One llama.cpp server and one gateway serve the whole session; each test makes
+its own workspace and keys through the admin API, so tests do not share
+balances or rate-limit buckets. Tests that restart or kill the gateway start
+their own.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from runinfra_gateway.testing import GatewayProcess, LlamaServer
+
+ADMIN_TOKEN = "ria_test_" + secrets.token_urlsafe(24)
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    header_list: list[tuple[str, str]] = field(default_factory=list)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def error(self) -> dict[str, Any]:
+        payload = self.json()
+        assert isinstance(payload, dict) and isinstance(payload.get("error"), dict), payload
+        error: dict[str, Any] = payload["error"]
+        return error
+
+
+def request(
+    base_url: str,
+    method: str,
+    path: str,
+    *,
+    body: bytes | dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+    key: str | None = None,
+    timeout: float = 60.0,
+) -> Response:
+    """One HTTP exchange on a fresh connection (http.client: nothing between the test and the socket)."""
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    sent_headers = dict(headers or {})
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        sent_headers.setdefault("Content-Type", "application/json")
+    if key is not None:
+        sent_headers["Authorization"] = f"Bearer {key}"
+    try:
+        connection.request(method, parts.path.rstrip("/") + path, body=body, headers=sent_headers)
+        response = connection.getresponse()
+        data = response.read()
+        header_list = [(k.lower(), v) for k, v in response.getheaders()]
+        return Response(response.status, dict(header_list), data, header_list)
+    finally:
+        connection.close()
+
+
+@dataclass
+class Tenant:
+    """A workspace of one test, with a workspace-scoped key."""
+
+    gateway: GatewayProcess
+    workspace_id: str
+    key: str
+    key_id: str
+
+    def post(self, path: str, body: dict[str, Any] | bytes, **kwargs: Any) -> Response:
+        kwargs.setdefault("key", self.key)
+        return request(self.gateway.v1, "POST", path, body=body, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Response:
+        kwargs.setdefault("key", self.key)
+        return request(self.gateway.v1, "GET", path, **kwargs)
+
+    def balance(self) -> dict[str, Any]:
+        result: dict[str, Any] = admin(self.gateway, "GET", f"/workspaces/{self.workspace_id}/credits").json()
+        return result
+
+
+def admin(gateway: GatewayProcess, method: str, path: str, body: dict[str, Any] | None = None,
+          *, token: str = ADMIN_TOKEN) -> Response:
+    return request(gateway.base_url + "/admin/v1", method, path, body=body, key=token)
+
+
+def new_tenant(gateway: GatewayProcess, credits_cents: float = 100.0, **key_options: Any) -> Tenant:
+    workspace = admin(gateway, "POST", "/workspaces", {"name": "test", "credits_cents": credits_cents})
+    assert workspace.status == 201, workspace.body
+    workspace_id = workspace.json()["id"]
+    created = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": workspace_id, **key_options})
+    assert created.status == 201, created.body
+    return Tenant(gateway, workspace_id, created.json()["secret"], created.json()["id"])
+
+
+def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A config fronting the llama.cpp server: chat + responses, priced, with a dead deployment beside it."""
+    return {
+        "server": {"shutdown_grace_seconds": 10},
+        "workspaces": [{"id": "main", "name": "Main", "credits_cents": 1000}],
+        "deployments": [
+            {
+                "id": "smollm2",
+                "backend": "upstream",
+                "base_url": llama.base_url,
+                "operations": ["chat.completions", "responses"],
+                "params": ["temperature", "top_p", "max_tokens", "stop", "seed", "user", "metadata"],
+                "timeout_seconds": 60,
+                "prices": {"input_per_1k_tokens": 0.1, "output_per_1k_tokens": 0.2},
+            },
+            *(extra_deployments or []),
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def llama() -> Iterator[LlamaServer]:
+    server = LlamaServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    dead = {
+        "id": "dead-upstream",
+        "backend": "upstream",
+        "base_url": "http://127.0.0.1:9/v1",
+        "operations": ["chat.completions"],
+        "timeout_seconds": 2,
+    }
+    process = GatewayProcess(
+        Path(tmp_path_factory.mktemp("gateway")), config=chat_config(llama, extra_deployments=[dead]),
+        admin_token=ADMIN_TOKEN,
+    ).start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def tenant(gateway: GatewayProcess) -> Tenant:
+    return new_tenant(gateway)

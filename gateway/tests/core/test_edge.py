@@ -1,0 +1,168 @@
+"""The edge: request ids everywhere, body limits, strict JSON, content types, routes and methods."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from runinfra_gateway.testing import GatewayProcess
+
+from .conftest import Tenant, admin, request
+
+CHAT = "/chat/completions"
+GOOD = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+
+
+def _raw(gateway: GatewayProcess, payload: bytes) -> bytes:
+    """Send raw bytes on a socket and return everything the server answers before closing."""
+    parts = urlsplit(gateway.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(payload)
+        chunks = []
+        while True:
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+            if b"\r\n\r\n" in b"".join(chunks) and payload.startswith(b"GET"):
+                break
+        return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/nope"), ("GET", "/v1/nope"),
+     ("GET", "/v1/chat/completions"), ("POST", "/v1/models"), ("GET", "/admin/v1/keys"), ("GET", "/admin/v1/nope")],
+)
+def test_every_response_carries_a_unique_request_id(gateway: GatewayProcess, method: str, path: str) -> None:
+    first = request(gateway.base_url, method, path)
+    second = request(gateway.base_url, method, path)
+    assert first.headers["x-request-id"].startswith("req_")
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+
+
+def test_unknown_route_and_wrong_method(gateway: GatewayProcess, tenant: Tenant) -> None:
+    missing = tenant.get("/does/not/exist")
+    assert missing.status == 404
+    assert missing.error["type"] == "not_found_error"
+    wrong = tenant.get(CHAT)
+    assert wrong.status == 405
+    assert wrong.error["type"] == "invalid_request_error"
+    assert wrong.headers["allow"] == "POST"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code", "needle"),
+    [
+        (b"{not json", "application/json", "invalid_json", "not valid JSON"),
+        (b'{"model": "smollm2", "temperature": NaN}', "application/json", "invalid_json", "NaN"),
+        (b'{"model": "smollm2", "temperature": Infinity}', "application/json", "invalid_json", "Infinity"),
+        (b'{"model": "smollm2", "temperature": -Infinity}', "application/json", "invalid_json", "Infinity"),
+        (b'{"model": "sm\xffollm2"}', "application/json", "invalid_json", "UTF-8"),
+        (b'["a list"]', "application/json", "invalid_json", "JSON object"),
+        (b"", "application/json", "invalid_json", "empty"),
+        (b'{"model": "smollm2"}', "text/plain", "unsupported_media_type", "text/plain"),
+        (b'{"model": "smollm2"}', "application/x-www-form-urlencoded", "unsupported_media_type", "form"),
+        (b'{"model": "smollm2"}', "application/json; charset=latin-1", "unsupported_media_type", "UTF-8"),
+    ],
+)
+def test_hostile_bodies_get_typed_400s(
+    tenant: Tenant, body: bytes, content_type: str, code: str, needle: str
+) -> None:
+    response = tenant.post(CHAT, body, headers={"Content-Type": content_type})
+    assert response.status == 400, response.body
+    assert response.error["type"] == "invalid_request_error"
+    assert response.error["code"] == code
+    assert needle in response.error["message"]
+    assert response.headers["x-request-id"]
+
+
+def test_missing_content_type_is_refused(tenant: Tenant) -> None:
+    response = tenant.post(CHAT, b'{"model": "smollm2"}')
+    assert response.status == 400
+    assert response.error["code"] == "unsupported_media_type"
+
+
+def test_deeply_nested_json_is_refused_not_crashed(tenant: Tenant) -> None:
+    body = b'{"model": "smollm2", "metadata": ' + b"[" * 5000 + b"]" * 5000 + b"}"
+    response = tenant.post(CHAT, body, headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    assert response.error["code"] == "invalid_json"
+
+
+def test_body_over_the_limit_is_413_by_declared_length(tenant: Tenant) -> None:
+    # 25 MiB is the default limit; the declared length alone is enough to refuse.
+    body = b"x" * (25 * 1024 * 1024 + 1)
+    response = tenant.post(CHAT, body, headers={"Content-Type": "application/json"})
+    assert response.status == 413
+    assert response.error["code"] == "request_too_large"
+    assert response.headers["x-request-id"]
+
+
+def test_chunked_body_over_the_limit_is_413(gateway: GatewayProcess, tenant: Tenant) -> None:
+    head = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + tenant.key.encode() + b"\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * (1024 * 1024)
+    parts = urlsplit(gateway.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
+        sock.sendall(head)
+        answer = b""
+        try:
+            for _ in range(30):
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+        except OSError:
+            pass  # the gateway may close the connection after answering
+        sock.settimeout(10)
+        try:
+            while b"\r\n\r\n" not in answer:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except OSError:
+            pass
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"x-request-id: req_" in answer
+
+
+def test_header_injection_in_client_request_id_is_not_reflected(gateway: GatewayProcess, tenant: Tenant) -> None:
+    # A raw CR/LF inside a header value is a protocol error: the server refuses the request outright.
+    answer = _raw(
+        gateway,
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Client-Request-Id: a\rInjected: yes\r\n"
+        b"Authorization: Bearer " + tenant.key.encode() + b"\r\nConnection: close\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400")
+    assert b"Injected" not in answer
+    # A hostile but well-formed value is not echoed anywhere and is dropped from the log.
+    hostile = '{"status": 200} x' * 20
+    response = tenant.get("/models", headers={"X-Client-Request-Id": hostile})
+    assert response.status == 200
+    assert hostile not in str(response.header_list)
+
+
+def test_client_request_id_is_recorded_with_ours(gateway: GatewayProcess, tenant: Tenant) -> None:
+    response = tenant.get("/models", headers={"X-Client-Request-Id": "client-trace-42"})
+    assert response.status == 200
+    rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
+    mine = [row for row in rows if row["request_id"] == response.headers["x-request-id"]]
+    assert mine and mine[0]["client_request_id"] == "client-trace-42"
+
+
+def test_healthz_readyz_metrics(gateway: GatewayProcess) -> None:
+    assert request(gateway.base_url, "GET", "/healthz").json() == {"status": "ok"}
+    ready = request(gateway.base_url, "GET", "/readyz")
+    # The session gateway has a deployment whose upstream is down: not ready, and it says which.
+    assert ready.status == 503
+    assert ready.json()["deployments"] == {"smollm2": "active", "dead-upstream": "failed"}
+    metrics = request(gateway.base_url, "GET", "/metrics")
+    assert metrics.status == 200
+    assert b"runinfra_requests_total" in metrics.body
+    assert b'runinfra_deployment_active{deployment="smollm2"} 1.0' in metrics.body
