@@ -67,7 +67,9 @@ class LlamaServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> LlamaServer:
-        self.process = subprocess.Popen(self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(  # noqa: S603 - our own fixed argv
+            self._args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -171,7 +173,7 @@ class GatewayProcess:
             env["RUNINFRA_ADMIN_TOKEN"] = self.admin_token
         self._stderr = self.stderr_path.open("ab")
         self._ready.clear()
-        self.process = subprocess.Popen(
+        self.process = subprocess.Popen(  # noqa: S603 - our own console script, fixed argv
             self.command(), stdout=subprocess.PIPE, stderr=self._stderr, text=True, env=env, bufsize=1
         )
         self._reader = threading.Thread(target=self._read_stdout, daemon=True)
@@ -191,7 +193,8 @@ class GatewayProcess:
         return self
 
     def _read_stdout(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             line = line.rstrip("\n")
             self.stdout_lines.append(line)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.edge.asgi import Receive, Scope, Send
 from runinfra_gateway.edge.request_id import client_request_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.billing import Usage
 from runinfra_gateway.params import check_fields

@@ -8,6 +8,7 @@ from sys import byteorder
 from typing import Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.billing import Usage
 from runinfra_gateway.params import check_fields

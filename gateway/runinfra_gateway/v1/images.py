@@ -7,6 +7,7 @@ import binascii
 from typing import Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.billing import Usage
 from runinfra_gateway.params import check_fields

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+
 from runinfra_gateway import errors
 
 __all__ = ["FormData", "parse_form"]

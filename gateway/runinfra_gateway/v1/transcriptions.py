@@ -6,6 +6,7 @@ import struct
 from typing import Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.auth import KeyRecord
 from runinfra_gateway.backends.base import TranscriptionInput

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from runinfra_gateway import errors
 from runinfra_gateway.auth import KeyRecord
 from runinfra_gateway.billing import Usage

@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
 from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
 ADMIN_TOKEN = "ria_test_" + secrets.token_urlsafe(24)
@@ -37,7 +36,8 @@ class Response:
     @property
     def error(self) -> dict[str, Any]:
         payload = self.json()
-        assert isinstance(payload, dict) and isinstance(payload.get("error"), dict), payload
+        assert isinstance(payload, dict), payload
+        assert isinstance(payload.get("error"), dict), payload
         error: dict[str, Any] = payload["error"]
         return error
 

@@ -6,7 +6,6 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-
 from runinfra_gateway.testing import GatewayProcess
 
 from .conftest import Tenant, admin, request
@@ -153,7 +152,8 @@ def test_client_request_id_is_recorded_with_ours(gateway: GatewayProcess, tenant
     assert response.status == 200
     rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
     mine = [row for row in rows if row["request_id"] == response.headers["x-request-id"]]
-    assert mine and mine[0]["client_request_id"] == "client-trace-42"
+    assert mine
+    assert mine[0]["client_request_id"] == "client-trace-42"
 
 
 def test_healthz_readyz_metrics(gateway: GatewayProcess) -> None:

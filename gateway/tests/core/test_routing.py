@@ -24,9 +24,11 @@ def test_models_lists_only_verified_deployments_with_operations(tenant: Tenant) 
     model = payload["data"][ids.index("smollm2")]
     assert model["object"] == "model"
     assert model["operations"] == ["chat.completions", "responses"]
-    assert isinstance(model["created"], int) and model["owned_by"]
+    assert isinstance(model["created"], int)
+    assert model["owned_by"]
     one = tenant.get("/models/smollm2")
-    assert one.status == 200 and one.json() == model
+    assert one.status == 200
+    assert one.json() == model
 
 
 def test_unknown_and_unverified_models_are_404(tenant: Tenant) -> None:

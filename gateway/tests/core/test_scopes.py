@@ -70,7 +70,8 @@ def test_missing_unknown_and_revoked_keys_are_401(gateway: GatewayProcess, tenan
     assert request(gateway.v1, "GET", "/models", headers={"Authorization": "Basic Zm9vOmJhcg=="}).status == 401
     assert tenant.get("/models").status == 200
     revoked = admin(gateway, "DELETE", f"/keys/{tenant.key_id}")
-    assert revoked.status == 200 and revoked.json()["revoked"] is True
+    assert revoked.status == 200
+    assert revoked.json()["revoked"] is True
     after = tenant.get("/models")
     assert after.status == 401
     assert after.error["type"] == "auth_error"
@@ -83,4 +84,5 @@ def test_keys_are_listed_without_secrets(gateway: GatewayProcess, tenant: Tenant
     (key,) = listing.json()["data"]
     assert "secret" not in key
     assert tenant.key not in listing.body.decode()
-    assert tenant.key.startswith(key["prefix"]) and len(key["prefix"]) < len(tenant.key) // 2
+    assert tenant.key.startswith(key["prefix"])
+    assert len(key["prefix"]) < len(tenant.key) // 2
