@@ -55,23 +55,60 @@ def read_snapshot(session: Session) -> LedgerSnapshot:
     return LedgerSnapshot(accounts, holds)
 
 
-def _entry(record: dict[str, Any], kind: str, amount: int) -> dict[str, Any]:
-    usage = record.get("u")
-    return {
-        "seq": record["s"],
-        "workspace_id": record["w"],
-        "kind": kind,
-        "amount_microcents": amount,
-        "hold_id": record.get("h"),
-        "request_id": record.get("r"),
-        "key_id": record.get("key") if kind == "charge" else None,
-        "deployment_id": record.get("dep") if kind == "charge" else None,
-        "operation": record.get("op") if kind == "charge" else None,
-        "status": record.get("st") if kind == "charge" else None,
-        "actual_microcents": record.get("x") if kind == "charge" else None,
-        "usage": orjson.dumps(usage).decode() if kind == "charge" and usage is not None else None,
-        "created_at": record["t"],
-    }
+_ENTRY_COLUMNS = (
+    "seq",
+    "workspace_id",
+    "kind",
+    "amount_microcents",
+    "hold_id",
+    "request_id",
+    "key_id",
+    "deployment_id",
+    "operation",
+    "status",
+    "actual_microcents",
+    "usage",
+    "created_at",
+)
+
+
+def _entry(record: dict[str, Any], kind: str, amount: int) -> tuple[Any, ...]:
+    if kind == "charge":
+        usage = record.get("u")
+        return (
+            record["s"],
+            record["w"],
+            kind,
+            amount,
+            record.get("h"),
+            record.get("r"),
+            record.get("key"),
+            record.get("dep"),
+            record.get("op"),
+            record.get("st"),
+            record.get("x"),
+            orjson.dumps(usage).decode() if usage is not None else None,
+            record["t"],
+        )
+    return (record["s"], record["w"], kind, amount, record.get("h"), record.get("r"), *_NO_CHARGE, record["t"])
+
+
+_NO_CHARGE = (None, None, None, None, None, None)
+
+
+def _insert_entries(session: Session, entries: list[tuple[Any, ...]]) -> None:
+    """One DB-API executemany: per-row SQLAlchemy parameter processing would cost more than the insert."""
+    if not entries:
+        return
+    connection = session.connection()
+    style = connection.dialect.paramstyle
+    marker = "?" if style == "qmark" else "%s"
+    # Built from constants only (table and column names, the driver's placeholder); values go as parameters.
+    statement = (
+        f"INSERT INTO {LedgerEntry.__tablename__} ({', '.join(_ENTRY_COLUMNS)}) "  # noqa: S608
+        f"VALUES ({', '.join([marker] * len(_ENTRY_COLUMNS))})"
+    )
+    connection.exec_driver_sql(statement, entries)
 
 
 def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
@@ -80,11 +117,13 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
     fresh = [record for record in records if record["s"] > done]
     if not fresh:
         return done
-    entries: list[dict[str, Any]] = []
+    # A hold opened and closed within this batch nets to zero: only its charge (if any) becomes a row.
+    # Holds that stay open across a batch boundary get their hold row and, later, their release row.
+    opened = {record["h"]: record for record in fresh if record["k"] == "hold"}
+    closed = {record["h"] for record in fresh if record["k"] in ("release", "settle")}
+    entries: list[tuple[Any, ...]] = []
     balance_delta: dict[str, int] = defaultdict(int)
     held_delta: dict[str, int] = defaultdict(int)
-    opened: dict[int, dict[str, Any]] = {}
-    closed: set[int] = set()
     for record in fresh:
         kind, workspace, amount = record["k"], record["w"], int(record["a"])
         balance_delta[workspace] += 0  # every workspace touched gets its account row
@@ -92,19 +131,19 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
             entries.append(_entry(record, kind, amount))
             balance_delta[workspace] += amount
         elif kind == "hold":
-            entries.append(_entry(record, "hold", -amount))
+            if record["h"] not in closed:
+                entries.append(_entry(record, "hold", -amount))
             balance_delta[workspace] -= amount
             held_delta[workspace] += amount
-            opened[record["h"]] = record
         elif kind in ("release", "settle"):
-            entries.append(_entry(record, "orphan_release" if record.get("o") else "release", amount))
+            if record["h"] not in opened:
+                entries.append(_entry(record, "orphan_release" if record.get("o") else "release", amount))
             balance_delta[workspace] += amount
             held_delta[workspace] -= amount
             if kind == "settle":
                 charge = int(record["c"])
                 entries.append(_entry(record, "charge", -charge))
                 balance_delta[workspace] -= charge
-            closed.add(record["h"])
         else:
             raise ValueError(f"credit journal record {record['s']} has unknown kind {kind!r}")
 
@@ -134,7 +173,7 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
         )
     # Webhooks: credits.low / credits.depleted, in this transaction, once per crossing.
     credit_events(session, funds_before, funds(session, balance_delta))
-    session.execute(insert(LedgerEntry), entries)
+    _insert_entries(session, entries)
     new_holds = [
         {"hold_id": h, "workspace_id": r["w"], "amount_microcents": r["a"], "request_id": r["r"]}
         for h, r in opened.items()

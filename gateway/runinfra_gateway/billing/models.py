@@ -1,7 +1,9 @@
 """The credit ledger's tables.
 
-``credit_ledger`` is append-only: every hold, release, charge, top-up and debit is a
-row with a signed amount, and for each workspace the rows sum to
+``credit_ledger`` is append-only: every charge, top-up and debit is a row with a
+signed amount, and so is every hold still open when a batch is written (with its
+release row once it closes); a hold opened and closed within one batch nets to zero
+and leaves only its charge. For each workspace the rows sum to
 ``credit_accounts.balance_microcents`` (what it can spend; open holds already taken
 out). ``credit_open_holds`` lists holds not yet settled or released, so a restart can
 release the ones a crash orphaned. ``credit_journal_checkpoint`` is the last journal
