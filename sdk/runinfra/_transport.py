@@ -150,6 +150,13 @@ class HTTPTransport:
         for connection in idle:
             connection.close()
 
+    def __del__(self) -> None:
+        # A client dropped without close() still releases its sockets.
+        try:  # noqa: SIM105 - contextlib would cost import time for one finalizer
+            self.close()
+        except Exception:  # noqa: S110 - nothing can be reported from a finalizer
+            pass
+
     def reset_after_fork(self) -> None:
         """Forget the parent's sockets (closing them would disturb the parent's streams)."""
         self._lock = _thread.allocate_lock()

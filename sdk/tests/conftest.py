@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Iterator, Tuple
 
 import pytest
-from sdk_servers import Proxy, ScriptedServer, make_certificate_authority
-
 from runinfra import RunInfra
+from sdk_servers import Proxy, ScriptedServer, make_certificate_authority
 
 API_KEY = "sk-test-Secret-0123456789abcdef"
 

@@ -8,6 +8,7 @@ frames, stalls, short bodies, truncated chunked encodings, dropped connections.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -89,10 +90,8 @@ class Exchange:
     def drop(self) -> None:
         """Close the connection now, without a response or after a partial one."""
         self.keep_open = False
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
 
 def json_handler(obj: Any, status: int = 200, headers: Optional[Dict[str, str]] = None, **kw: Any) -> Handler:
@@ -194,20 +193,16 @@ class ScriptedServer:
         except (OSError, ssl.SSLError, ValueError):
             return
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
 
     def close(self) -> None:
         self._closed = True
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> None:
@@ -256,6 +251,7 @@ class Proxy:
 
     def _handle(self, client: socket.socket) -> None:
         reader = client.makefile("rb")
+        upstream: Optional[socket.socket] = None
         try:
             request = _read_request(reader, 0)
             if request is None:
@@ -279,31 +275,33 @@ class Proxy:
         except OSError:
             return
         finally:
+            reader.close()
             client.close()
+            if upstream is not None:
+                upstream.close()
 
     def close(self) -> None:
         self._listener.close()
 
 
 def _pipe_one_way(source: socket.socket, sink: socket.socket) -> None:
-    while True:
-        data = source.recv(65536)
-        if not data:
-            return
-        sink.sendall(data)
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                return
+            sink.sendall(data)
+    except OSError:
+        return
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:
     thread = threading.Thread(target=_pipe_one_way, args=(b, a), daemon=True)
     thread.start()
-    try:
+    with contextlib.suppress(OSError):
         _pipe_one_way(a, b)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         b.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     thread.join(5)
 
 

@@ -8,8 +8,6 @@ from email.utils import formatdate
 
 import pytest
 from conftest import API_KEY
-from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
-
 from runinfra import (
     AuthenticationError,
     BadRequestError,
@@ -26,6 +24,7 @@ from runinfra import (
     RunInfraError,
     RunInfraRedirectError,
 )
+from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -37,8 +36,8 @@ def _chat(client: RunInfra) -> None:
 @pytest.mark.parametrize(
     ("status", "error", "cls", "expected_type"),
     [
-        (400, {"message": "bad", "type": "invalid_request_error", "code": "unsupported_parameter", "param": "dimensions"},
-         BadRequestError, "invalid_request_error"),
+        (400, {"message": "bad", "type": "invalid_request_error", "code": "unsupported_parameter",
+               "param": "dimensions"}, BadRequestError, "invalid_request_error"),
         (401, {"message": "no key", "type": "auth_error"}, AuthenticationError, "auth_error"),
         (403, {"message": "no", "type": "byoc_plan_required"}, PermissionDeniedError, "byoc_plan_required"),
         (403, {"message": "no"}, PermissionDeniedError, "permission_denied"),
@@ -86,8 +85,8 @@ def test_429_carries_retry_after_seconds(server: ScriptedServer, client: RunInfr
     with pytest.raises(RateLimitError) as caught:
         _chat(client)
     assert caught.value.retry_after_seconds == 120.0
-    server.on("POST", "/v1/chat/completions", error_handler(429, {"message": "slow down"},
-                                                             headers={"Retry-After": formatdate(usegmt=True)}))  # fmt: skip
+    now = formatdate(usegmt=True)
+    server.on("POST", "/v1/chat/completions", error_handler(429, {"message": "slow"}, headers={"Retry-After": now}))
     with pytest.raises(RateLimitError) as caught:
         _chat(client)
     assert caught.value.retry_after_seconds is not None
@@ -179,7 +178,7 @@ def test_key_from_environment(monkeypatch: pytest.MonkeyPatch, server: ScriptedS
 
 def test_errors_pickle_with_their_fields() -> None:
     error = RateLimitError("slow", type="rate_limit_error", status_code=429, request_id="r", retry_after_seconds=2.0)
-    copy = pickle.loads(pickle.dumps(error))
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert (copy.message, copy.type, copy.status_code, copy.request_id, copy.retry_after_seconds) == (
         "slow", "rate_limit_error", 429, "r", 2.0
     )  # fmt: skip

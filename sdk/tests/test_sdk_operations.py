@@ -6,9 +6,8 @@ import json
 
 import pytest
 from conftest import API_KEY
-from sdk_servers import Exchange, ScriptedServer, json_handler
-
 from runinfra import AudioResponse, RunInfra, RunInfraError, __version__
+from sdk_servers import Exchange, ScriptedServer, json_handler
 
 CHAT = {
     "id": "chatcmpl-1",
@@ -64,9 +63,8 @@ def test_chat_sends_sdk_headers_and_exact_body(server: ScriptedServer, client: R
 
 
 def test_idempotent_replay_flag_and_request_options(server: ScriptedServer, client: RunInfra) -> None:
-    server.on(
-        "POST", "/v1/responses", json_handler({"id": "r", "output_text": "ok"}, headers={"X-RunInfra-Idempotent-Replay": "true"})
-    )
+    replayed = json_handler({"id": "r", "output_text": "ok"}, headers={"X-RunInfra-Idempotent-Replay": "true"})
+    server.on("POST", "/v1/responses", replayed)
     result = client.responses.create(
         model="m",
         input="hello",
@@ -102,7 +100,9 @@ def test_speech_returns_audio_response(server: ScriptedServer, client: RunInfra)
     server.on("POST", "/v1/audio/speech", audio)
     result = client.audio.speech.create(model="t", input="hello", voice="joe", response_format="wav", speed=1.0)
     assert result == AudioResponse(b"RIFFdata", "audio/wav", "req_audio")
-    assert server.requests[0].json() == {"model": "t", "input": "hello", "voice": "joe", "response_format": "wav", "speed": 1.0}
+    assert server.requests[0].json() == {
+        "model": "t", "input": "hello", "voice": "joe", "response_format": "wav", "speed": 1.0
+    }  # fmt: skip
     client.audio.speech.create(model="t", input="hello", ref_audio="data:...", ref_text="ref", task_type="Base")
     assert server.requests[1].json()["ref_text"] == "ref"
 

@@ -7,8 +7,6 @@ from email.utils import formatdate
 
 import pytest
 from conftest import API_KEY
-from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
-
 from runinfra import (
     AuthenticationError,
     ConflictError,
@@ -18,6 +16,7 @@ from runinfra import (
     RunInfraConnectionError,
 )
 from runinfra._retry import Retry, parse_retry_after
+from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 BUSY = error_handler(503, {"message": "busy", "type": "deployment_error"})
@@ -35,7 +34,8 @@ def test_retry_value_object() -> None:
     assert not retry.is_retry(True, 409, "idempotency_replay_unavailable")
     assert retry.get_backoff_time() == 0.25
     following = retry.increment()
-    assert following is not retry and retry.retries_done == 0
+    assert following is not retry
+    assert retry.retries_done == 0
     assert following.get_backoff_time() == 0.5
     assert following.increment().exhausted
     assert not following.increment().is_retry(True, 503)
@@ -144,7 +144,8 @@ def test_retry_after_is_honoured(server: ScriptedServer) -> None:
 
 def test_unreasonable_retry_after_falls_back_to_backoff(server: ScriptedServer) -> None:
     limited = error_handler(429, {"type": "rate_limit_error", "message": "x"}, headers={"Retry-After": "3600"})
-    date_limited = error_handler(429, {"message": "x"}, headers={"Retry-After": formatdate(time.time() + 3600, usegmt=True)})
+    far = formatdate(time.time() + 3600, usegmt=True)
+    date_limited = error_handler(429, {"message": "x"}, headers={"Retry-After": far})
     server.on("GET", "/v1/models", limited, date_limited, json_handler({"data": []}))
     started = time.monotonic()
     _client(server, retry_base_seconds=0.01).models.list()

@@ -11,8 +11,6 @@ import pytest
 from conftest import API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sdk_servers import Exchange, ScriptedServer, sse_frames, sse_handler
-
 from runinfra import (
     DeploymentError,
     RunInfra,
@@ -22,6 +20,7 @@ from runinfra import (
     RunInfraTimeoutError,
 )
 from runinfra._streaming import iter_sse
+from sdk_servers import Exchange, ScriptedServer, sse_frames, sse_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHUNKS = [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": str(i)}}]}
