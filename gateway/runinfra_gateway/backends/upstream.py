@@ -380,7 +380,10 @@ class UpstreamBackend:
         interval = self._config.health_check_interval_seconds
         timeout = aiohttp.ClientTimeout(total=min(5.0, interval), connect=self._config.connect_timeout_seconds)
         while True:
-            await asyncio.gather(*(self._check(replica, timeout) for replica in self._replicas.replicas))
+            # A replica answering requests right now is evidently up; probing it anyway would cost the engine
+            # work, and llama-cpp-python's server (by default) ends a running stream when another request comes.
+            idle = [replica for replica in self._replicas.replicas if not replica.in_flight]
+            await asyncio.gather(*(self._check(replica, timeout) for replica in idle))
             await asyncio.sleep(interval)
 
     async def _check(self, replica: Replica, timeout: aiohttp.ClientTimeout) -> None:
