@@ -20,7 +20,7 @@ from runinfra_gateway import errors
 # The core's admin helpers: one admin-token check and one body parser for the whole admin API.
 from runinfra_gateway.admin.routes import _authorize
 from runinfra_gateway.admin.routes import _body as admin_body
-from runinfra_gateway.webhooks.service import WebhookService, endpoint_payload
+from runinfra_gateway.webhooks.service import WebhookService, endpoint_payload, only_fields
 
 __all__ = ["routes"]
 
@@ -56,9 +56,9 @@ def _endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaita
 
 
 async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
-    if optional and not request.headers.get("content-length") and "chunked" not in request.headers.get(
-        "transfer-encoding", ""
-    ):
+    # An action route (rotate, replay) may be POSTed with no body at all: its fields are optional.
+    no_body = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+    if optional and no_body:
         return {}
     return await admin_body(request)
 
@@ -68,13 +68,6 @@ def _query_limit(request: Request) -> int:
     if not raw.isdigit():
         raise errors.invalid_request("'limit' must be a positive integer.", param="limit")
     return int(raw)
-
-
-def _only(body: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise errors.unsupported_parameter(unknown[0], "webhooks")
-    return body
 
 
 async def _create(request: Request, service: WebhookService) -> Any:
@@ -99,7 +92,7 @@ async def _enable(request: Request, service: WebhookService) -> Any:
 
 
 async def _rotate(request: Request, service: WebhookService) -> Any:
-    body = _only(await _body(request, optional=True), {"overlap_seconds"})
+    body = only_fields(await _body(request, optional=True), {"overlap_seconds"})
     view = await service.rotate_secret(request.path_params["endpoint_id"], overlap_seconds=body.get("overlap_seconds"))
     return view.to_dict()
 
@@ -121,7 +114,7 @@ async def _events(request: Request, service: WebhookService) -> Any:
 
 
 async def _replay(request: Request, service: WebhookService) -> Any:
-    body = _only(await _body(request, optional=True), {"endpoint_id"})
+    body = only_fields(await _body(request, optional=True), {"endpoint_id"})
     endpoint_id = body.get("endpoint_id")
     if endpoint_id is not None and not isinstance(endpoint_id, str):
         raise errors.invalid_request("endpoint_id must be a string.", param="endpoint_id")
@@ -129,7 +122,7 @@ async def _replay(request: Request, service: WebhookService) -> Any:
 
 
 async def _threshold(request: Request, service: WebhookService) -> Any:
-    body = _only(await _body(request), {"cents"})
+    body = only_fields(await _body(request), {"cents"})
     if "cents" not in body:
         raise errors.invalid_request("cents is required.", code="missing_field", param="cents")
     return await service.set_credits_low_threshold(request.path_params["workspace_id"], body["cents"])

@@ -34,7 +34,7 @@ from runinfra_gateway.webhooks.secret_box import SecretBox, new_signing_secret
 from runinfra_gateway.webhooks.settings import WebhookSettings
 from runinfra_gateway.webhooks.url_policy import UrlRefused, parse_endpoint_url, resolve_checked
 
-__all__ = ["EndpointView", "WebhookService"]
+__all__ = ["EndpointView", "WebhookService", "endpoint_payload", "only_fields"]
 
 MAX_DESCRIPTION = 500
 MAX_LIST = 500
@@ -166,7 +166,7 @@ class WebhookService:
         return parsed.url
 
     async def create_endpoint(
-        self, *, workspace_id: object, url: object, events: object = None, description: object = ""
+        self, *, workspace_id: object = None, url: object = None, events: object = None, description: object = ""
     ) -> EndpointView:
         checked_url = await self.check_url(url)
         try:
@@ -356,12 +356,24 @@ class WebhookService:
         return await self.db.run(store)
 
 
+def only_fields(body: Mapping[str, Any], allowed: set[str]) -> Mapping[str, Any]:
+    """Refuse, by name, a field the webhook admin API does not know."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise errors.GatewayError(
+            400,
+            "invalid_request_error",
+            f"Unknown field {unknown[0][:100]!r}; allowed: {', '.join(sorted(allowed))}.",
+            code="unsupported_parameter",
+            param=unknown[0][:100],
+        )
+    return body
+
+
 def endpoint_payload(body: Mapping[str, Any]) -> dict[str, Any]:
     """The keyword arguments of ``create_endpoint`` from a JSON body (unknown fields refused by name)."""
     allowed = {"workspace_id", "url", "events", "description"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise errors.unsupported_parameter(unknown[0], "webhooks")
+    only_fields(body, allowed)
     if "url" not in body:
         raise errors.invalid_request("url is required.", code="missing_field", param="url")
     return {key: body[key] for key in allowed if key in body}

@@ -1,0 +1,239 @@
+"""Webhooks through a real ``runinfra serve``: the admin routes, the ``runinfra webhooks`` CLI, the core's events.
+
+The gateway runs as a child process with a ``[webhooks]`` config table; every
+delivery reaches the real receiver and is verified with our SDK and the
+published runinfra==0.2.0. The gateway is also killed (-9) mid-dispatch and
+restarted on the same data directory.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runinfra_gateway.testing import GatewayProcess
+
+from .receiver import Receiver
+from .verify import verify_with_peer, verify_with_sdk
+
+ADMIN_TOKEN = "ria_test_" + secrets.token_urlsafe(24)
+RUNINFRA = str(Path(sys.executable).with_name("runinfra"))
+
+
+def _config(**webhooks: Any) -> dict[str, Any]:
+    return {
+        "workspaces": [{"id": "main", "name": "Main", "credits_cents": 100}],
+        "deployments": [],
+        "webhooks": {
+            "allowed_hosts": ["127.0.0.1"],
+            "retry_schedule": [0, 0.2, 0.2, 0.2],
+            "jitter_fraction": 0,
+            "timeout_seconds": 2,
+            "lease_seconds": 3,
+            "poll_interval_seconds": 0.05,
+            **webhooks,
+        },
+    }
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[GatewayProcess]:
+    process = GatewayProcess(tmp_path / "gateway", config=_config(), admin_token=ADMIN_TOKEN).start()
+    yield process
+    process.stop()
+
+
+def cli(gateway: GatewayProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [RUNINFRA, "webhooks", *args, "--base-url", gateway.base_url, "--admin-token", ADMIN_TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def cli_json(gateway: GatewayProcess, *args: str) -> Any:
+    done = cli(gateway, *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def admin(gateway: GatewayProcess, method: str, path: str, body: Any = None, *, token: str = ADMIN_TOKEN,
+          raw: bytes | None = None, content_type: str = "application/json") -> tuple[int, Any]:
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(gateway.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
+    try:
+        connection.request(method, "/admin/v1" + path, body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def _wait(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Receiver) -> None:
+    created = cli_json(gateway, "create", "--workspace", "main", "--url", receiver.url("/ok"),
+                       "--description", "ci receiver")
+    secret = created["secret"]
+    endpoint_id = created["id"]
+    assert secret.startswith("whsec_")
+    assert created["events"] == ["*"]
+
+    # The core's change points write the events in their own transactions.
+    status, key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main", "name": "hooked"})
+    assert status == 201
+    _wait(lambda: len(receiver.received) == 1, "key.created")
+    status, _ = admin(gateway, "DELETE", f"/keys/{key['id']}")
+    assert status == 200
+    _wait(lambda: len(receiver.received) == 2, "key.revoked")
+    events = [verify_with_sdk(r, secret) for r in receiver.received]
+    assert [(e["type"], e["data"]["key_id"]) for e in events] == [
+        ("key.created", key["id"]),
+        ("key.revoked", key["id"]),
+    ]
+    assert key["secret"] not in json.dumps(events)
+    assert all(p["ok"] for p in verify_with_peer([(r, secret) for r in receiver.received]))
+
+    done = cli(gateway, "test", endpoint_id)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("queued delivery whd_")
+    _wait(lambda: len(receiver.received) == 3, "webhook.test")
+    assert verify_with_sdk(receiver.received[2], secret)["type"] == "webhook.test"
+
+    log = cli(gateway, "deliveries", "--endpoint", endpoint_id)
+    assert log.returncode == 0, log.stderr
+    assert log.stdout.count("delivered") >= 3
+    assert "200" in log.stdout
+
+    replayed = cli_json(gateway, "replay", events[0]["id"])
+    assert [d["origin"] for d in replayed["data"]] == ["replay"]
+    _wait(lambda: len(receiver.received) == 4, "the replay")
+    assert receiver.received[3].body == receiver.received[0].body
+
+    rotated = cli_json(gateway, "rotate", endpoint_id, "--overlap-seconds", "60")
+    new_secret = rotated["secret"]
+    assert new_secret != secret
+    assert rotated["previous_secret_expires"] > time.time()
+    cli_json(gateway, "test", endpoint_id)
+    _wait(lambda: len(receiver.received) == 5, "a delivery during the overlap")
+    during = receiver.received[4]
+    assert during.headers["runinfra-signature"].count("v1=") == 2
+    assert verify_with_sdk(during, secret)["id"] == verify_with_sdk(during, new_secret)["id"]
+
+    assert cli_json(gateway, "disable", endpoint_id)["enabled"] is False
+    admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main"})
+    time.sleep(0.4)
+    assert len(receiver.received) == 5
+    assert cli_json(gateway, "enable", endpoint_id)["enabled"] is True
+
+    listing = cli_json(gateway, "list", "--workspace", "main")
+    assert [e["id"] for e in listing["data"]] == [endpoint_id]
+    assert "secret" not in listing["data"][0]
+    text_listing = cli(gateway, "list")
+    assert endpoint_id in text_listing.stdout
+    for leaked in (secret, new_secret):
+        assert leaked not in text_listing.stdout
+        assert leaked not in gateway.stdout()
+        assert leaked not in gateway.stderr()
+
+
+def test_admin_routes_refuse_bad_input(gateway: GatewayProcess, receiver: Receiver) -> None:
+    assert admin(gateway, "GET", "/webhooks/endpoints", token="wrong")[0] == 401
+    status, key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main"})
+    status, body = admin(gateway, "GET", "/webhooks/endpoints", token=key["secret"])
+    assert (status, body["error"]["type"]) == (403, "permission_denied")
+
+    cases: list[tuple[dict[str, Any], int, str | None]] = [
+        ({"workspace_id": "main", "url": "https://10.0.0.1/hook"}, 400, "url"),
+        ({"workspace_id": "main", "url": "https://169.254.169.254/"}, 400, "url"),
+        ({"workspace_id": "main", "url": "http://localhost:9/hook"}, 400, "url"),
+        ({"workspace_id": "main", "url": "https://u:p@example.com/"}, 400, "url"),
+        ({"workspace_id": "main", "url": "https://[::1]/"}, 400, "url"),
+        ({"workspace_id": "main", "url": receiver.url("/ok"), "events": ["nope"]}, 400, "events"),
+        ({"workspace_id": "main", "url": receiver.url("/ok"), "events": "key.created"}, 400, "events"),
+        ({"workspace_id": "main", "url": receiver.url("/ok"), "secret": "mine"}, 400, "secret"),
+        ({"workspace_id": "main", "url": 42}, 400, "url"),
+        ({"workspace_id": "main"}, 400, "url"),
+        ({"workspace_id": "nope", "url": receiver.url("/ok")}, 404, None),
+        ({"url": receiver.url("/ok")}, 400, "workspace_id"),
+    ]
+    for body, expected, param in cases:
+        status, answer = admin(gateway, "POST", "/webhooks/endpoints", body)
+        assert status == expected, (body, answer)
+        assert answer["error"]["param"] == param, (body, answer)
+    status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"{not json")
+    assert (status, answer["error"]["code"]) == (400, "invalid_json")
+    status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"[]")
+    assert status == 400
+    status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"x" * (1024 * 1024 + 1))
+    assert (status, answer["error"]["code"]) == (413, "request_too_large")
+    status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"{}", content_type="text/plain")
+    assert status == 400
+
+    assert admin(gateway, "GET", "/webhooks/endpoints/we_missing")[0] == 404
+    assert admin(gateway, "POST", "/webhooks/endpoints/we_missing/rotate")[0] == 404
+    assert admin(gateway, "POST", "/webhooks/events/evt_missing/replay")[0] == 404
+    assert admin(gateway, "GET", "/webhooks/deliveries?limit=abc")[0] == 400
+    assert admin(gateway, "GET", "/webhooks/deliveries?limit=100000")[0] == 400
+    status, created = admin(
+        gateway, "POST", "/webhooks/endpoints", {"workspace_id": "main", "url": receiver.url("/ok")}
+    )
+    assert status == 201
+    for overlap in (-1, "soon", 10**9, True):
+        status, answer = admin(gateway, "POST", f"/webhooks/endpoints/{created['id']}/rotate",
+                               {"overlap_seconds": overlap})
+        assert (status, answer["error"]["param"]) == (400, "overlap_seconds")
+    status, answer = admin(gateway, "PUT", "/webhooks/workspaces/main/credits-low-threshold", {"cents": -5})
+    assert (status, answer["error"]["param"]) == (400, "cents")
+    status, answer = admin(gateway, "PUT", "/webhooks/workspaces/main/credits-low-threshold", {"cents": 25})
+    assert (status, answer["credits_low_threshold_cents"]) == (200, 25.0)
+
+    failed = cli(gateway, "create", "--workspace", "main", "--url", "https://10.1.2.3/x")
+    assert failed.returncode == 1
+    assert "Webhook URL refused" in failed.stderr
+    assert "private" in failed.stderr
+
+
+def test_gateway_killed_mid_dispatch_delivers_after_restart(tmp_path: Path, receiver: Receiver) -> None:
+    gateway = GatewayProcess(tmp_path / "gateway", config=_config(), admin_token=ADMIN_TOKEN).start()
+    try:
+        created = cli_json(gateway, "create", "--workspace", "main", "--url", receiver.url("/slow/1"))
+        for _ in range(3):
+            assert admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main"})[0] == 201
+        _wait(lambda: receiver.in_flight >= 1, "a delivery in flight")
+        gateway.kill()
+        gateway.start()
+        _wait(lambda: len({json.loads(r.body)["id"] for r in receiver.received}) == 3
+              and receiver.in_flight == 0, "every event after the restart", timeout=30)
+        deliveries = cli_json(gateway, "deliveries")["data"]
+        _wait(lambda: all(d["state"] == "delivered" for d in cli_json(gateway, "deliveries")["data"]),
+              "the deliveries recorded", timeout=10)
+    finally:
+        gateway.stop()
+    assert len(deliveries) == 3
+    by_id: dict[str, set[bytes]] = {}
+    for received in receiver.received:
+        by_id.setdefault(verify_with_sdk(received, created["secret"])["id"], set()).add(received.body)
+    assert len(by_id) == 3
+    assert all(len(bodies) == 1 for bodies in by_id.values())
+    assert len(receiver.received) > 3  # the attempt cut off by the kill was sent again, same id
