@@ -63,6 +63,8 @@ class LlamaServer:
         self._args = [
             sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()), "--host", "127.0.0.1",
             "--port", str(self.port), "--n_ctx", str(n_ctx), "--n_threads", str(threads), "--verbose", "False",
+            # By default a new request (even a health check) ends a running stream early; queue them instead.
+            "--interrupt_requests", "False",
         ]
         self.process: subprocess.Popen[bytes] | None = None
 

@@ -1,0 +1,155 @@
+"""The admin API and the ``runinfra`` console script (real subprocesses against a real gateway)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from runinfra_gateway.testing import GatewayProcess
+
+from .conftest import ADMIN_TOKEN, admin, new_tenant, request
+
+RUNINFRA = str(Path(sys.executable).parent / "runinfra")
+
+
+def cli(gateway: GatewayProcess | None, *args: str, token: str | None = ADMIN_TOKEN) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
+    if gateway is not None:
+        env["RUNINFRA_BASE_URL"] = gateway.base_url
+    if token is not None:
+        env["RUNINFRA_ADMIN_TOKEN"] = token
+    return subprocess.run([RUNINFRA, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
+
+
+def test_help_is_helpful() -> None:
+    top = cli(None, "--help")
+    assert top.returncode == 0
+    for command in ("serve", "workspaces", "keys", "credits"):
+        assert command in top.stdout
+    serve = cli(None, "serve", "--help")
+    assert serve.returncode == 0
+    for flag in ("--host", "--port", "--config", "--data-dir", "RUNINFRA_ADMIN_TOKEN", "/readyz"):
+        assert flag in serve.stdout
+    keys = cli(None, "keys", "create", "--help")
+    assert "--scope" in keys.stdout
+    assert "--base-url" in keys.stdout
+
+
+def test_bad_flags_exit_2_with_a_message() -> None:
+    result = cli(None, "keys", "create", "--scope", "galaxy")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
+    result = cli(None, "credits", "topup", "ws", "lots")
+    assert result.returncode == 2
+    assert "not a number of cents" in result.stderr
+    result = cli(None, "serve", "--port", "eighty")
+    assert result.returncode == 2
+
+
+def test_workspaces_keys_credits_round_trip(gateway: GatewayProcess) -> None:
+    created = cli(gateway, "workspaces", "create", "CLI team", "--credits", "12.5", "--json")
+    assert created.returncode == 0, created.stderr
+    workspace_id = json.loads(created.stdout)["id"]
+    listed = cli(gateway, "workspaces", "list")
+    assert workspace_id in listed.stdout
+
+    key = cli(gateway, "keys", "create", "--scope", "workspace", "--workspace", workspace_id, "--name", "ci", "--json")
+    assert key.returncode == 0, key.stderr
+    key_info = json.loads(key.stdout)
+    secret = key_info["secret"]
+    assert secret.startswith("rik_")
+    assert request(gateway.v1, "GET", "/models", key=secret).status == 200
+
+    human = cli(gateway, "keys", "create", "--scope", "workspace", "--workspace", workspace_id)
+    assert "shown once" in human.stdout
+    keys = cli(gateway, "keys", "list", "--workspace", workspace_id)
+    assert key_info["id"] in keys.stdout
+    assert secret not in keys.stdout
+
+    shown = cli(gateway, "credits", "show", workspace_id, "--json")
+    assert json.loads(shown.stdout)["balance_cents"] == 12.5
+    topped = cli(gateway, "credits", "topup", workspace_id, "7.5")
+    assert topped.returncode == 0
+    assert "balance 20.0 cents" in topped.stdout
+
+    revoked = cli(gateway, "keys", "revoke", key_info["id"])
+    assert revoked.returncode == 0
+    assert request(gateway.v1, "GET", "/models", key=secret).status == 401
+
+
+def test_wrong_or_missing_admin_token(gateway: GatewayProcess) -> None:
+    wrong = cli(gateway, "workspaces", "list", token="ria_wrong_token_123456789")
+    assert wrong.returncode == 1
+    assert "auth_error" in wrong.stderr
+    assert "ria_wrong_token_123456789" not in wrong.stderr + wrong.stdout
+    missing = cli(gateway, "workspaces", "list", token=None)
+    assert missing.returncode == 1
+    assert "RUNINFRA_ADMIN_TOKEN" in missing.stderr
+
+
+def test_unreachable_gateway_is_one_clear_line() -> None:
+    env_gateway = GatewayProcess.__new__(GatewayProcess)
+    env_gateway.base_url = "http://127.0.0.1:9"
+    result = cli(env_gateway, "workspaces", "list")
+    assert result.returncode == 1
+    assert "cannot reach the gateway" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_admin_api_refuses_api_keys_and_bad_bodies(gateway: GatewayProcess) -> None:
+    tenant = new_tenant(gateway)
+    with_key = request(gateway.base_url + "/admin/v1", "GET", "/keys", key=tenant.key)
+    assert with_key.status == 403
+    assert with_key.error["type"] == "permission_denied"
+    assert request(gateway.base_url + "/admin/v1", "GET", "/keys").status == 401
+    bad = request(gateway.base_url + "/admin/v1", "POST", "/workspaces", body=b"{nope",
+                  headers={"Content-Type": "application/json"}, key=ADMIN_TOKEN)
+    assert bad.status == 400
+    assert bad.error["code"] == "invalid_json"
+    unknown = admin(gateway, "POST", "/workspaces", {"name": "x", "colour": "red"})
+    assert unknown.status == 400
+    assert unknown.error["param"] == "colour"
+    no_scope = admin(gateway, "POST", "/keys", {"scope": "pipeline"})
+    assert no_scope.status == 400
+    assert no_scope.error["param"] == "pipeline_id"
+    assert admin(gateway, "DELETE", "/keys/key_missing").status == 404
+    assert admin(gateway, "GET", "/workspaces/ws_missing/credits").status == 404
+
+
+@pytest.mark.parametrize(
+    ("payload", "param"),
+    [
+        ({"id": "x", "backend": "upstream", "operations": ["chat.completions"]}, "base_url"),
+        ({"id": "x", "backend": "upstream", "base_url": "http://127.0.0.1:9/v1", "operations": ["chat"]},
+         "operations[0]"),
+        ({"id": "../x", "backend": "upstream", "base_url": "http://127.0.0.1:9/v1", "operations": ["embeddings"]},
+         "id"),
+        ({"id": "x", "backend": "upstream", "base_url": "http://127.0.0.1:9/v1", "operations": ["embeddings"],
+          "prices": {"per_token": 1}}, "prices.per_token"),
+    ],
+)
+def test_register_deployment_validation_names_the_field(gateway: GatewayProcess, payload: dict[str, object],
+                                                        param: str) -> None:
+    response = admin(gateway, "POST", "/deployments", payload)
+    assert response.status == 400, response.body
+    assert param in response.error["message"]
+
+
+def test_registered_deployment_failing_verification_is_not_routable(gateway: GatewayProcess) -> None:
+    created = admin(gateway, "POST", "/deployments", {
+        "id": "registered-dead", "backend": "upstream", "base_url": "http://127.0.0.1:9/v1",
+        "operations": ["embeddings"], "api_key": "sk-upstream-secret-123",
+    })
+    assert created.status == 201
+    assert created.json()["status"] == "failed"
+    assert "sk-upstream-secret-123" not in created.body.decode()
+    listing = admin(gateway, "GET", "/deployments")
+    assert "sk-upstream-secret-123" not in listing.body.decode()
+    tenant = new_tenant(gateway)
+    assert tenant.post("/embeddings", {"model": "registered-dead", "input": "x"}).status == 404
+    again = admin(gateway, "POST", "/deployments/registered-dead/verify")
+    assert again.json()["status"] == "failed"

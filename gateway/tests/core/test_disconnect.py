@@ -1,0 +1,172 @@
+"""A client that goes away stops the upstream call (stream and non-stream) and is charged for what it got.
+
+The upstream here is a real local aiohttp server that streams slowly and
+records when the gateway's connection to it closes: a real engine cannot be
+asked when it noticed a disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from runinfra_gateway.testing import GatewayProcess
+
+from .conftest import ADMIN_TOKEN, new_tenant
+
+
+class ObservingUpstream:
+    """Streams a chunk every 50 ms until the client leaves; a non-stream call waits 30 s. Records closes."""
+
+    def __init__(self) -> None:
+        self.closed: dict[str, float] = {}
+        self.chunks_sent: dict[str, int] = {}
+        self.loop = asyncio.new_event_loop()
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        content = body["messages"][-1]["content"]
+        if content == "Say OK.":  # the verification probe
+            return web.json_response({
+                "id": "probe", "object": "chat.completion", "created": 1, "model": "slow",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            })
+        tag = content
+        try:
+            if not body.get("stream"):
+                await asyncio.sleep(30)
+                return web.json_response({"error": "should have been cancelled"})
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            self.chunks_sent[tag] = 0
+            for index in range(600):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "slow",
+                         "choices": [{"index": 0, "delta": {"content": f"w{index} "}, "finish_reason": None}]}
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.chunks_sent[tag] += 1
+                await asyncio.sleep(0.05)
+            return response
+        finally:
+            self.closed[tag] = time.monotonic()
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": [{"id": "slow", "object": "model"}]})
+
+    def start(self) -> ObservingUpstream:
+        self._thread.start()
+
+        async def setup() -> str:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
+            self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+
+        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="module")
+def slow_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, ObservingUpstream]]:
+    upstream = ObservingUpstream().start()
+    gateway = GatewayProcess(Path(tmp_path_factory.mktemp("slow")), admin_token=ADMIN_TOKEN, config={
+        "deployments": [{
+            "id": "slow", "backend": "upstream", "base_url": upstream.base_url,
+            "operations": ["chat.completions"], "params": ["max_tokens"],
+            "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
+        }],
+    }).start()
+    yield gateway, upstream
+    gateway.stop()
+    upstream.stop()
+
+
+def _open(gateway: GatewayProcess, key: str, body: dict[str, object]) -> http.client.HTTPConnection:
+    parts = urlsplit(gateway.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", body=json.dumps(body),
+                       headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    return connection
+
+
+def _wait_closed(upstream: ObservingUpstream, tag: str, timeout: float = 5.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if tag in upstream.closed:
+            return upstream.closed[tag]
+        time.sleep(0.02)
+    raise AssertionError(f"the upstream call {tag!r} was not stopped")
+
+
+def test_stream_disconnect_stops_the_upstream_and_charges_what_was_delivered(
+    slow_gateway: tuple[GatewayProcess, ObservingUpstream],
+) -> None:
+    gateway, upstream = slow_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    before = tenant.balance()["balance_cents"]
+    connection = _open(gateway, tenant.key, {"model": "slow", "stream": True, "max_tokens": 1000,
+                                            "messages": [{"role": "user", "content": "stream-1"}]})
+    response = connection.getresponse()
+    assert response.status == 200
+    received = b""
+    while received.count(b"\n\n") < 5:
+        received += response.read1(65536)
+    left_at = time.monotonic()
+    connection.sock.close()  # type: ignore[union-attr]
+    connection.close()
+    closed_at = _wait_closed(upstream, "stream-1")
+    assert closed_at - left_at < 2.0
+    sent = upstream.chunks_sent["stream-1"]
+    assert sent < 100  # it stopped long before the 600 chunks it would have sent
+    deadline = time.monotonic() + 5
+    while tenant.balance()["held_cents"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    balance = tenant.balance()
+    assert balance["held_cents"] == 0
+    spent_microcents = round((before - balance["balance_cents"]) * 1_000_000)
+    # 1 cent per 1k tokens = 1000 micro-cents per token: prompt estimate + one token per delivered delta.
+    assert spent_microcents > 0
+    assert spent_microcents % 1000 == 0
+    output_tokens_charged_max = sent
+    assert spent_microcents <= (output_tokens_charged_max + 200) * 1000
+
+
+def test_non_stream_disconnect_cancels_the_upstream_and_charges_nothing(
+    slow_gateway: tuple[GatewayProcess, ObservingUpstream],
+) -> None:
+    gateway, upstream = slow_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    before = tenant.balance()
+    connection = _open(gateway, tenant.key, {"model": "slow", "max_tokens": 10,
+                                            "messages": [{"role": "user", "content": "plain-1"}]})
+    time.sleep(0.5)
+    assert "plain-1" not in upstream.closed  # the upstream is still working on it
+    left_at = time.monotonic()
+    connection.sock.close()  # type: ignore[union-attr]
+    connection.close()
+    closed_at = _wait_closed(upstream, "plain-1")
+    assert closed_at - left_at < 2.0
+    deadline = time.monotonic() + 5
+    while tenant.balance()["held_cents"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tenant.balance() == before
