@@ -131,7 +131,7 @@ def process_tree_ticks(pid: int) -> int:
 def canned_completion() -> bytes:
     return json.dumps({
         "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "A short canned answer for the benchmark."},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "A short canned benchmark answer."},
                      "logprobs": None, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 80, "completion_tokens": 9, "total_tokens": 89},
     }, separators=(",", ":")).encode()
@@ -281,7 +281,8 @@ model = "bench"
 operations = ["chat.completions"]
 {prices}""")
     runinfra = str(Path(PYTHON).parent / "runinfra")
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}, "RUNINFRA_ADMIN_TOKEN": admin_token}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
+    env["RUNINFRA_ADMIN_TOKEN"] = admin_token
     process = procs.start([runinfra, "serve", "--config", str(config)], cpu=PROXY_CPU, log=workdir / "gateway.log",
                           env=env)
     base = f"http://127.0.0.1:{port}"
@@ -440,7 +441,7 @@ def fmt(value: float, digits: int = 2) -> str:
 def report(targets: list[Target], concurrencies: list[int], notes: list[str], args: argparse.Namespace) -> None:
     by_name = {t.name: t for t in targets}
     print()
-    print(f"gateway overhead — {args.rounds} interleaved round(s) × {args.seconds:g} s per cell; proxies on CPU "
+    print(f"gateway overhead — {args.rounds} interleaved round(s) x {args.seconds:g} s per cell; proxies on CPU "
           f"{PROXY_CPU}, nginx + load generators on CPU {LOAD_CPU}; medians over rounds")
     for note in notes:
         print("note:", note)
@@ -477,14 +478,14 @@ def report(targets: list[Target], concurrencies: list[int], notes: list[str], ar
         parts = []
         if gateway and relay and gateway.results.get(("json", c)) and relay.results.get(("json", c)):
             ratio = median(gateway.results[("json", c)], "cpu_ms") / median(relay.results[("json", c)], "cpu_ms")
-            parts.append(f"gateway/relay CPU per request {ratio:.2f}×")
+            parts.append(f"gateway/relay CPU per request {ratio:.2f}x")
             ratio_s = median(gateway.results[("sse", c)], "cpu_ms") / median(relay.results[("sse", c)], "cpu_ms")
-            parts.append(f"per stream {ratio_s:.2f}×")
+            parts.append(f"per stream {ratio_s:.2f}x")
         if gateway and litellm and litellm.results.get(("json", c)):
             ratio = median(gateway.results[("json", c)], "rps") / median(litellm.results[("json", c)], "rps")
-            parts.append(f"gateway/LiteLLM req/s {ratio:.1f}×")
+            parts.append(f"gateway/LiteLLM req/s {ratio:.1f}x")
             ratio_s = median(gateway.results[("sse", c)], "sps") / max(1e-9, median(litellm.results[("sse", c)], "sps"))
-            parts.append(f"streams/s {ratio_s:.1f}×")
+            parts.append(f"streams/s {ratio_s:.1f}x")
         if parts:
             print(f"  c={c}: " + ", ".join(parts))
     if gateway and by_name.get("direct"):
@@ -495,15 +496,15 @@ def report(targets: list[Target], concurrencies: list[int], notes: list[str], ar
             checks.append(("added p50 at c=1 < 0.3 ms", f"{added:.3f} ms", added < 0.3))
         if 64 in concurrencies:
             rps = median(gateway.results[("json", 64)], "rps")
-            checks.append(("≥ 3,000 req/s at c=64", f"{rps:,.0f}", rps >= 3000))
+            checks.append((">= 3,000 req/s at c=64", f"{rps:,.0f}", rps >= 3000))
             sps = median(gateway.results[("sse", 64)], "sps")
-            checks.append(("≥ 1,000 streams/s at c=64", f"{sps:,.0f}", sps >= 1000))
+            checks.append((">= 1,000 streams/s at c=64", f"{sps:,.0f}", sps >= 1000))
             p99 = median(gateway.results[("json", 64)], "p99")
             checks.append(("p99 at c=64 < 30 ms", f"{p99:.2f} ms", p99 < 30))
         if relay:
             worst = max(median(gateway.results[("json", c)], "cpu_ms") / median(relay.results[("json", c)], "cpu_ms")
                         for c in concurrencies)
-            checks.append(("CPU per request ≤ 2.5× relay (worst c)", f"{worst:.2f}×", worst <= 2.5))
+            checks.append(("CPU per request <= 2.5x relay (worst c)", f"{worst:.2f}x", worst <= 2.5))
         for label, value, ok in checks:
             print(f"  {'PASS' if ok else 'MISS'}  {label}: {value}")
 
