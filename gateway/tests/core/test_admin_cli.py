@@ -16,7 +16,9 @@ from .conftest import ADMIN_TOKEN, admin, new_tenant, request
 RUNINFRA = str(Path(sys.executable).parent / "runinfra")
 
 
-def cli(gateway: GatewayProcess | None, *args: str, token: str | None = ADMIN_TOKEN) -> subprocess.CompletedProcess[str]:
+def cli(
+    gateway: GatewayProcess | None, *args: str, token: str | None = ADMIN_TOKEN
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
     if gateway is not None:
         env["RUNINFRA_BASE_URL"] = gateway.base_url
