@@ -1,0 +1,146 @@
+"""Pure parts: the signature header, the retry policy, settings, sealed secrets, the schema."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import random
+import stat
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+import runinfra
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from runinfra_gateway.store import Base, Database
+from runinfra_gateway.webhooks.retry import next_attempt_delay, parse_retry_after
+from runinfra_gateway.webhooks.secret_box import MASTER_KEY_FILENAME, SecretBox, SecretBoxError
+from runinfra_gateway.webhooks.service import WebhookService
+from runinfra_gateway.webhooks.settings import WebhookSettings
+from runinfra_gateway.webhooks.signing import sign, signature
+
+from .conftest import WORKSPACE
+
+
+def test_signature_header_format() -> None:
+    body = b'{"id":"evt_1"}'
+    expected = hmac.new(b"whsec_a", b"1700000000." + body, hashlib.sha256).hexdigest()
+    assert signature("whsec_a", 1_700_000_000, body) == expected
+    assert sign("whsec_a", 1_700_000_000, body) == f"t=1700000000,v1={expected}"
+    two = sign(["whsec_new", "whsec_old"], 1_700_000_000, body)
+    assert two == (
+        f"t=1700000000,v1={signature('whsec_new', 1_700_000_000, body)},"
+        f"v1={signature('whsec_old', 1_700_000_000, body)}"
+    )
+    for bad_time in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="timestamp"):
+            sign("whsec_a", bad_time, body)  # type: ignore[arg-type]
+    for bad_secret in ("", [], ["whsec_a", ""]):
+        with pytest.raises(ValueError, match="secret"):
+            sign(bad_secret, 1, body)
+
+
+def test_our_header_verifies_with_our_sdk_and_a_tampered_body_does_not() -> None:
+    import time
+
+    body = b'{"id":"evt_1","type":"webhook.test","created":1,"workspace":"w","data":{}}'
+    header = sign(["whsec_new", "whsec_old"], int(time.time()), body)
+    for secret in ("whsec_new", "whsec_old"):
+        assert runinfra.construct_webhook_event(payload=body, signature_header=header, secret=secret)["id"] == "evt_1"
+    with pytest.raises(runinfra.WebhookVerificationError):
+        runinfra.construct_webhook_event(payload=body + b" ", signature_header=header, secret="whsec_new")
+    stale = sign("whsec_new", int(time.time()) - 3600, body)
+    with pytest.raises(runinfra.WebhookVerificationError):
+        runinfra.construct_webhook_event(payload=body, signature_header=stale, secret="whsec_new")
+
+
+def test_retry_schedule_jitter_and_retry_after() -> None:
+    settings = WebhookSettings(retry_schedule=(0, 5, 300), jitter_fraction=0.2)
+    rng = random.Random(7)
+    for _ in range(50):
+        delay = next_attempt_delay(1, settings, rng=rng)
+        assert delay is not None
+        assert 5 <= delay <= 6
+    assert next_attempt_delay(3, settings) is None  # three attempts made: give up
+    assert next_attempt_delay(1, settings, retry_after=120, rng=rng) == 120  # the receiver's wish is a floor
+    capped = WebhookSettings(retry_schedule=(0, 1), jitter_fraction=0, max_retry_after_seconds=60)
+    assert next_attempt_delay(1, capped, retry_after=10**9) == 60
+    assert WebhookSettings().retry_schedule == (0, 5, 300, 1_800, 7_200, 18_000, 36_000, 86_400)
+
+
+def test_parse_retry_after() -> None:
+    now = 1_700_000_000.0
+    assert parse_retry_after("120", now) == 120
+    assert parse_retry_after(" 7 ", now) == 7
+    assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30, abs=1)
+    assert parse_retry_after(formatdate(now - 30, usegmt=True), now) == 0
+    for bad in (None, "", "-5", "soon", "1.5", "Mon, 99 Foo 2020"):
+        assert parse_retry_after(bad, now) is None
+
+
+def test_settings_refuse_bad_values_by_name() -> None:
+    for table, needle in (
+        ({"bogus": 1}, "bogus"),
+        ({"retry_schedule": []}, "retry_schedule"),
+        ({"retry_schedule": [0, -1]}, "retry_schedule"),
+        ({"retry_schedule": ["x"]}, "invalid"),
+        ({"timeout_seconds": 0}, "timeout"),
+        ({"timeout_seconds": 20, "lease_seconds": 10}, "lease_seconds"),
+        ({"jitter_fraction": 2}, "jitter_fraction"),
+        ({"allowed_networks": ["not a net"]}, "invalid"),
+        ({"max_concurrency": 0}, "concurrency"),
+    ):
+        with pytest.raises(ValueError, match=needle):
+            WebhookSettings.from_mapping(table)
+    settings = WebhookSettings.from_mapping({"allowed_hosts": ["LocalHost.", "[::1]"], "timeout_seconds": 30})
+    assert settings.allowed_hosts == frozenset({"localhost", "::1"})
+    assert settings.lease_seconds > settings.timeout_seconds
+
+
+def test_secret_box(tmp_path: Path) -> None:
+    box = SecretBox.from_data_dir(tmp_path)
+    key_file = tmp_path / MASTER_KEY_FILENAME
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    sealed = box.seal("whsec_abc", endpoint_id="we_1")
+    assert b"whsec_abc" not in sealed
+    assert box.open(sealed, endpoint_id="we_1") == "whsec_abc"
+    assert SecretBox.from_data_dir(tmp_path).open(sealed, endpoint_id="we_1") == "whsec_abc"  # same key on restart
+    with pytest.raises(SecretBoxError):
+        box.open(sealed, endpoint_id="we_2")  # bound to its row
+    with pytest.raises(SecretBoxError):
+        box.open(sealed[:-1] + bytes([sealed[-1] ^ 1]), endpoint_id="we_1")
+    with pytest.raises(SecretBoxError):
+        SecretBox(os.urandom(32)).open(sealed, endpoint_id="we_1")
+    with pytest.raises(SecretBoxError):
+        box.open(b"\x02short", endpoint_id="we_1")
+    assert "whsec" not in repr(box)
+    assert key_file.read_bytes().hex() not in repr(box)
+
+
+def test_secrets_are_not_stored_in_the_clear(db: Database, box: SecretBox, tmp_path: Path) -> None:
+    service = WebhookService(db, WebhookSettings(allowed_hosts=frozenset({"127.0.0.1"})), box)
+
+    async def scenario() -> tuple[str, str]:
+        created = await service.create_endpoint(workspace_id=WORKSPACE, url="http://127.0.0.1:9/hook")
+        rotated = await service.rotate_secret(created.id, overlap_seconds=60)
+        assert created.secret is not None
+        assert rotated.secret is not None
+        assert created.secret not in repr(created)
+        return created.secret, rotated.secret
+
+    old, new = asyncio.run(scenario())
+    db.close()
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("gateway.sqlite3*"))
+    assert old.encode() not in raw
+    assert new.encode() not in raw
+    assert b"we_" in raw  # the rows are there, only sealed
+
+
+def test_models_match_the_migration(db: Database) -> None:
+    with db.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    mine = [d for d in diff if "webhook" in repr(d)]
+    assert mine == []
