@@ -1,20 +1,25 @@
 """A gateway-shaped child process for the crash test: a burst of concurrent holds and settles until killed.
 
-Usage: python ledger_child.py DB_PATH JOURNAL_PATH PREFIX [--open CENTS]
+Usage: python ledger_child.py DB_PATH JOURNAL_PATH PREFIX [--open CENTS] [--idempotent]
 
 Prints ``ready`` once started, then ``settled <request id> <charge>`` after each
-settle returns and ``released <request id>`` after each release returns.
+settle returns and ``released <request id>`` after each release returns. With
+``--idempotent`` every request carries its own Idempotency-Key and runs the way core
+wires it (begin, hold, settle, complete), printing ``completed <key> <request id>
+<charge>`` once ``complete`` returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import sys
 import zlib
 from pathlib import Path
 
 from runinfra_gateway.billing import Ledger, Usage
 from runinfra_gateway.errors import GatewayError
+from runinfra_gateway.idempotency import IdempotencyStore, StoredResponse
 from runinfra_gateway.store import Database
 
 WORKSPACE = "ws_crash"
@@ -26,7 +31,11 @@ def report(line: str) -> None:
     sys.stdout.flush()
 
 
-async def main(db_path: str, journal_path: str, prefix: str, open_cents: float | None) -> None:
+def fingerprint(idempotency_key: str) -> bytes:
+    return hashlib.sha256(idempotency_key.encode()).digest()
+
+
+async def main(db_path: str, journal_path: str, prefix: str, open_cents: float | None, idempotent: bool) -> None:
     db = Database(f"sqlite:///{db_path}")
     ledger = Ledger(
         db,
@@ -37,6 +46,7 @@ async def main(db_path: str, journal_path: str, prefix: str, open_cents: float |
         journal_segment_bytes=8192,
     )
     await ledger.start()
+    idempotency = IdempotencyStore(db)
     if open_cents is not None:
         await ledger.open_account(WORKSPACE, open_cents)
     report("ready")
@@ -46,14 +56,23 @@ async def main(db_path: str, journal_path: str, prefix: str, open_cents: float |
         while True:
             sequence += 1
             request_id = f"{prefix}-{number}-{sequence}"
+            idempotency_key = f"key-{request_id}"
+            if idempotent:
+                key_fingerprint = fingerprint(idempotency_key)
+                await idempotency.begin("key_crash", idempotency_key, key_fingerprint, request_id=request_id)
             try:
                 hold = await ledger.hold(WORKSPACE, HOLD, request_id=request_id)
             except GatewayError:
+                if idempotent:
+                    await idempotency.abandon("key_crash", idempotency_key)
                 await asyncio.sleep(0.01)
                 continue
-            await asyncio.sleep(0)  # other requests run while this one is "in the backend"
+            # Other requests run while this one is "in the backend".
+            await asyncio.sleep(0.05 if idempotent else 0)
             if sequence % 7 == 0:
                 await ledger.release(hold)
+                if idempotent:
+                    await idempotency.abandon("key_crash", idempotency_key)
                 report(f"released {request_id}")
                 continue
             actual = 1 + zlib.crc32(request_id.encode()) % HOLD
@@ -68,10 +87,15 @@ async def main(db_path: str, journal_path: str, prefix: str, open_cents: float |
                 status=200,
             )
             report(f"settled {request_id} {charged}")
+            if idempotent:
+                response = StoredResponse(200, (("x-runinfra-cost-microcents", str(charged)),), request_id.encode())
+                await idempotency.complete("key_crash", idempotency_key, response)
+                report(f"completed {idempotency_key} {request_id} {charged}")
 
     await asyncio.gather(*(worker(number) for number in range(32)))
 
 
 if __name__ == "__main__":
-    opening = float(sys.argv[5]) if len(sys.argv) > 5 and sys.argv[4] == "--open" else None
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], opening))
+    options = sys.argv[4:]
+    opening = float(options[options.index("--open") + 1]) if "--open" in options else None
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], opening, "--idempotent" in options))

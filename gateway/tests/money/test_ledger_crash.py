@@ -4,6 +4,7 @@ every settled request is charged exactly once (orphaned holds are released, not 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import signal
 import subprocess
@@ -14,7 +15,11 @@ import orjson
 import pytest
 from runinfra_gateway.billing import JournalCorrupt, Ledger
 from runinfra_gateway.billing.ledger_sql import read_checkpoint
+from runinfra_gateway.errors import GatewayError
+from runinfra_gateway.idempotency import IdempotencyStore
+from runinfra_gateway.idempotency.models import IdempotencyRecord
 from runinfra_gateway.store import Database
+from sqlalchemy import select
 
 from .helpers import (
     assert_ledger_consistent,
@@ -29,7 +34,14 @@ INITIAL_MICROCENTS = 100_000_000  # 100 cents
 
 
 def run_until_killed(db_path: Path, journal: Path, prefix: str, settles: int, *extra: str) -> dict[str, int]:
-    """Start the child, let it settle ``settles`` requests, SIGKILL it mid-burst; return what it reported."""
+    """Start the child, let it settle ``settles`` requests, SIGKILL it mid-burst; return what it settled."""
+    return run_child(db_path, journal, prefix, settles, *extra)[0]
+
+
+def run_child(
+    db_path: Path, journal: Path, prefix: str, settles: int, *extra: str
+) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
+    """As above; also returns the idempotency keys the child completed (key -> request id, charge)."""
     child = subprocess.Popen(
         [sys.executable, str(CHILD), str(db_path), str(journal), prefix, *extra],
         stdout=subprocess.PIPE,
@@ -37,26 +49,31 @@ def run_until_killed(db_path: Path, journal: Path, prefix: str, settles: int, *e
     )
     assert child.stdout is not None
     settled: dict[str, int] = {}
+    completed: dict[str, tuple[str, int]] = {}
+
+    def take(line: str) -> None:
+        kind, name, *rest = line.split()
+        if kind == "settled":
+            settled[name] = int(rest[0])
+        elif kind == "completed":
+            completed[name] = (rest[0], int(rest[1]))
+
     try:
         assert child.stdout.readline().strip() == "ready"
         while len(settled) < settles:
             line = child.stdout.readline()
             assert line, "the child exited before it was killed"
-            kind, request_id, *charge = line.split()
-            if kind == "settled":
-                settled[request_id] = int(charge[0])
+            take(line)
         os.kill(child.pid, signal.SIGKILL)
         # Lines the child flushed before it died are still in the pipe.
         for line in child.stdout:
-            kind, request_id, *charge = line.split()
-            if kind == "settled":
-                settled[request_id] = int(charge[0])
+            take(line)
     finally:
         child.kill()
         child.wait()
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL
-    return settled
+    return settled, completed
 
 
 def recover(db: Database, journal: Path) -> tuple[int, int]:
@@ -119,3 +136,52 @@ def test_a_corrupt_record_inside_the_journal_stops_the_start(db: Database, tmp_p
     # Nothing was applied and the journal is untouched for the operator to inspect.
     assert ledger_state(db) == {}
     assert (tmp_path / "credits.00000000000000000001").exists()
+
+
+def test_kill_9_mid_request_leaves_idempotency_consistent_with_the_ledger(db: Database, tmp_path: Path) -> None:
+    db_path = Path(db.url.removeprefix("sqlite:///"))
+    journal = tmp_path / "journal" / "credits"
+    settled, completed = run_child(db_path, journal, "i", 300, "--open", "100", "--idempotent")
+    recover(db, journal)
+    charges = charges_by_request(db)
+    assert all(len(amounts) == 1 for amounts in charges.values()), "a request was charged twice"
+    with db.session() as session:
+        keys = [(row.idempotency_key, row.request_id) for row in session.scalars(select(IdempotencyRecord))]
+    assert set(completed) <= {key for key, _ in keys}
+
+    async def retry_every_key() -> dict[str, int]:
+        store = IdempotencyStore(db)  # a restarted gateway: no in-memory locks survive
+        outcomes = {"replayed": 0, "lost": 0, "retried": 0}
+        for key, request_id in keys:
+            fingerprint = hashlib.sha256(key.encode()).digest()
+            try:
+                replay = await store.begin("key_crash", key, fingerprint, request_id=f"retry-{request_id}")
+            except GatewayError as error:
+                refusal = error.type
+            else:
+                refusal = None
+            if refusal is not None:
+                # Died between settle and complete: paid once, so never run (or charged) again.
+                assert refusal == "idempotency_replay_unavailable"
+                assert request_id in charges, f"{key} refused although {request_id} was never charged"
+                assert charges[request_id] == [settled.get(request_id, charges[request_id][0])]
+                outcomes["lost"] += 1
+                continue
+            if replay is None:
+                # Died before settle: never charged, so the key may run again.
+                assert request_id not in charges, f"{key} retried although {request_id} was charged"
+                await store.abandon("key_crash", key)
+                outcomes["retried"] += 1
+                continue
+            assert replay.body.decode() == request_id
+            cost = int(dict(replay.headers)["x-runinfra-cost-microcents"])
+            assert charges[request_id] == [cost], "the replayed cost is the one charge"
+            outcomes["replayed"] += 1
+        return outcomes
+
+    outcomes = asyncio.run(retry_every_key())
+    assert outcomes["replayed"] >= len(completed) > 0
+    assert outcomes["retried"] > 0, "requests in flight at the kill are retryable"
+    for key, (request_id, charge) in completed.items():
+        assert charges[request_id] == [charge], key
+    assert_ledger_consistent(db)
