@@ -154,12 +154,11 @@ def test_kill_9_mid_request_leaves_idempotency_consistent_with_the_ledger(db: Da
         outcomes = {"replayed": 0, "lost": 0, "retried": 0}
         for key, request_id in keys:
             fingerprint = hashlib.sha256(key.encode()).digest()
+            refusal: str | None = None
             try:
                 replay = await store.begin("key_crash", key, fingerprint, request_id=f"retry-{request_id}")
             except GatewayError as error:
                 refusal = error.type
-            else:
-                refusal = None
             if refusal is not None:
                 # Died between settle and complete: paid once, so never run (or charged) again.
                 assert refusal == "idempotency_replay_unavailable"
