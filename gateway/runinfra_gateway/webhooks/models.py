@@ -13,7 +13,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from runinfra_gateway.store.base import Base
 from runinfra_gateway.store.models import Workspace  # noqa: F401 - the workspaces table the foreign keys name
 
-__all__ = ["WebhookAttempt", "WebhookDelivery", "WebhookEndpoint", "WebhookEvent", "WebhookWorkspaceSettings"]
+__all__ = [
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
+    "WebhookUsageDigest",
+    "WebhookWorkspaceSettings",
+]
 
 
 class WebhookEndpoint(Base):
@@ -103,3 +110,13 @@ class WebhookWorkspaceSettings(Base):
 
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id"), primary_key=True)
     credits_low_threshold_microcents: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebhookUsageDigest(Base):
+    """Marks a workspace's ``usage.daily`` for one UTC day as sent (once, across restarts and replicas)."""
+
+    __tablename__ = "webhook_usage_digests"
+
+    workspace_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    event_id: Mapped[str] = mapped_column(String(40))

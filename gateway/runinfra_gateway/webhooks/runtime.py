@@ -16,25 +16,31 @@ from runinfra_gateway.webhooks.dispatcher import Dispatcher
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
+from runinfra_gateway.webhooks.usage_digest import UsageDigestTask
 
 __all__ = ["Webhooks", "open_webhooks"]
 
 
 class Webhooks:
-    """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, a dispatcher that sends."""
+    """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, the dispatcher, the daily digest."""
 
     def __init__(self, db: Database, settings: WebhookSettings, box: SecretBox) -> None:
         self.settings = settings
         self.service = WebhookService(db, settings, box)
         self.dispatcher = Dispatcher(db, settings, box)
+        self.usage_digest = UsageDigestTask(
+            db, delay_seconds=settings.usage_daily_delay_seconds, interval_seconds=settings.usage_daily_check_seconds
+        )
 
     def __repr__(self) -> str:
         return f"Webhooks(max_concurrency={self.settings.max_concurrency})"
 
     async def start(self) -> None:
         await self.dispatcher.start()
+        self.usage_digest.start()
 
     async def close(self) -> None:
+        await self.usage_digest.close()
         await self.dispatcher.close()
 
     def wake(self) -> None:

@@ -38,6 +38,9 @@ class WebhookSettings:
     rotation_overlap_seconds: float = 86_400.0
     max_retry_after_seconds: float = 86_400.0
     response_excerpt_bytes: int = 512
+    # usage.daily summarises a UTC day this long after it ends (the request log is written in batches).
+    usage_daily_delay_seconds: float = 300.0
+    usage_daily_check_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.retry_schedule:
@@ -48,6 +51,8 @@ class WebhookSettings:
             raise ValueError("webhooks timeout, concurrency and poll interval must be positive")
         if self.lease_seconds <= self.timeout_seconds:
             raise ValueError("webhooks.lease_seconds must exceed webhooks.timeout_seconds")
+        if self.usage_daily_delay_seconds < 0 or self.usage_daily_check_seconds <= 0:
+            raise ValueError("webhooks.usage_daily_delay_seconds must be >= 0 and usage_daily_check_seconds > 0")
         if not 0 <= self.jitter_fraction <= 1:
             raise ValueError("webhooks.jitter_fraction must be between 0 and 1")
 
@@ -71,6 +76,8 @@ class WebhookSettings:
             "rotation_overlap_seconds",
             "max_retry_after_seconds",
             "response_excerpt_bytes",
+            "usage_daily_delay_seconds",
+            "usage_daily_check_seconds",
         }
         unknown = sorted(set(table) - known)
         if unknown:
@@ -82,7 +89,12 @@ class WebhookSettings:
             for name in ("jitter_fraction", "timeout_seconds", "poll_interval_seconds", "lease_seconds"):
                 if name in table:
                     kwargs[name] = float(table[name])
-            for name in ("rotation_overlap_seconds", "max_retry_after_seconds"):
+            for name in (
+                "rotation_overlap_seconds",
+                "max_retry_after_seconds",
+                "usage_daily_delay_seconds",
+                "usage_daily_check_seconds",
+            ):
                 if name in table:
                     kwargs[name] = float(table[name])
             for name in ("max_concurrency", "response_excerpt_bytes"):

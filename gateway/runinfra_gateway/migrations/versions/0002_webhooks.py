@@ -1,4 +1,4 @@
-"""Webhook tables: endpoints, events (the outbox), deliveries, attempts, workspace settings.
+"""Webhook tables: endpoints, events (the outbox), deliveries, attempts, workspace settings, usage digests.
 
 Revision ID: 0002_webhooks
 Revises: 0001_core
@@ -85,10 +85,17 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.String(64), sa.ForeignKey("workspaces.id"), primary_key=True),
         sa.Column("credits_low_threshold_microcents", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "webhook_usage_digests",
+        sa.Column("workspace_id", sa.String(64), primary_key=True),
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("event_id", sa.String(40), nullable=False),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "webhook_usage_digests",
         "webhook_workspace_settings",
         "webhook_attempts",
         "webhook_deliveries",
