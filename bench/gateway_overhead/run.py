@@ -584,8 +584,13 @@ def main() -> int:
                     notes.append(f"{target.name} left out: {problem}")
                     targets.remove(target)
             if args.hold:
-                for target in targets:
-                    print(f"{target.name}: pid={target.pid} json={target.json_url} sse={target.sse_url}", flush=True)
+                described = workdir / "targets.json"
+                described.touch(mode=0o600)
+                described.write_text(json.dumps([
+                    {"name": t.name, "pid": t.pid, "json_url": t.json_url, "sse_url": t.sse_url, "auth": t.auth,
+                     "json_body": t.json_body.decode(), "sse_body": t.sse_body.decode()} for t in targets
+                ]))
+                print(f"targets (with their keys) in {described}; holding {args.hold:g} s", flush=True)
                 time.sleep(args.hold)
             total = args.rounds * len(concurrencies) * len(targets)
             done = 0
