@@ -161,7 +161,9 @@ async def create_key(
     state: GatewayState, *, scope: str, workspace_id: str, pipeline_id: str | None, name: str
 ) -> dict[str, str]:
     """Create a key; the returned mapping holds the secret (the only time it exists in clear)."""
-    payload: dict[str, Any] = {"scope": scope, "name": name}
+    payload: dict[str, Any] = {"scope": scope}
+    if name:
+        payload["name"] = name
     if workspace_id:
         payload["workspace_id"] = workspace_id
     if pipeline_id:

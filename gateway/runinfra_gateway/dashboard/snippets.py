@@ -126,7 +126,7 @@ def _native_call(operation: str, model: str, voice: str | None) -> str:
         return (
             '# speech.wav: any short recording of a question.\n'
             'with open("speech.wav", "rb") as audio_file:\n'
-            '    reply = client.voice.pipeline.create(audio=audio_file.read(), content_type="audio/wav")\n'
+            '    reply = client.voice.pipeline.create(audio=audio_file.read(), mime_type="audio/wav")\n'
             'print(reply["transcript"], "->", reply["response_text"])\n'
         )
     raise ValueError(f"no snippet for operation {operation!r}")
