@@ -26,7 +26,7 @@ from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.events import new_id
 from runinfra_gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from runinfra_gateway.webhooks.retry import next_attempt_delay, parse_retry_after
-from runinfra_gateway.webhooks.secret_box import SecretBox
+from runinfra_gateway.webhooks.secret_box import SecretBox, SecretBoxError
 from runinfra_gateway.webhooks.settings import WebhookSettings
 from runinfra_gateway.webhooks.signing import SIGNATURE_HEADER, sign
 from runinfra_gateway.webhooks.url_policy import CheckedResolver, UrlRefused, parse_endpoint_url
@@ -34,6 +34,10 @@ from runinfra_gateway.webhooks.url_policy import CheckedResolver, UrlRefused, pa
 __all__ = ["AttemptResult", "DeliveryJob", "Dispatcher", "live_secrets"]
 
 logger = logging.getLogger("runinfra_gateway.webhooks")
+
+
+class _Unsignable(Exception):
+    """The delivery cannot be signed, so it is not sent."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,15 @@ def live_secrets(endpoint: WebhookEndpoint, box: SecretBox, now: float) -> tuple
     if endpoint.previous_secret_sealed is not None and expires is not None and now < expires:
         return (current, box.open(endpoint.previous_secret_sealed, endpoint_id=endpoint.id))
     return (current,)
+
+
+def _secrets_or_none(endpoint: WebhookEndpoint, box: SecretBox, now: float) -> tuple[str, ...]:
+    # A secret that no longer opens (the data directory's master key was replaced) fails
+    # this delivery's attempts on the record instead of blocking every other delivery.
+    try:
+        return live_secrets(endpoint, box, now)
+    except SecretBoxError:
+        return ()
 
 
 def claim_due(
@@ -121,7 +134,7 @@ def claim_due(
                 body=event.body,
                 attempt=delivery.attempts + 1,
                 lease_token=token,
-                secrets=live_secrets(endpoint, box, now),
+                secrets=_secrets_or_none(endpoint, box, now),
             )
         )
     return jobs
@@ -298,6 +311,8 @@ class Dispatcher:
         retry_after: float | None = None
         excerpt: str | None = None
         try:
+            if not job.secrets:
+                raise _Unsignable("the endpoint's signing secret does not open with this data directory's master key")
             # Checked again at every attempt: the operator's allow-list may have changed.
             parse_endpoint_url(job.url, self._settings)
             headers = {
@@ -326,6 +341,8 @@ class Dispatcher:
                     error = f"receiver answered {status}"
         except UrlRefused as exc:
             error = f"refused by URL policy: {exc}"
+        except _Unsignable as exc:
+            error = f"not sent: {exc}"
         except TimeoutError:
             error = f"timed out after {self._settings.timeout_seconds:g} s"
         except aiohttp.ClientError as exc:

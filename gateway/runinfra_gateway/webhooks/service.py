@@ -243,7 +243,7 @@ class WebhookService:
         return await self.db.run(rotate)
 
     async def send_test(self, endpoint_id: str) -> dict[str, Any]:
-        """Queue a ``webhook.test`` event for this endpoint only (enabled or not, it is asked for)."""
+        """Queue a ``webhook.test`` event for this (enabled) endpoint only, whatever its event filter."""
 
         def enqueue(session: Session) -> dict[str, Any]:
             endpoint = _endpoint(session, endpoint_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 
 import pytest
 from runinfra_gateway.store import Database
@@ -287,3 +288,21 @@ def test_secret_rotation_overlap(db: Database, box: SecretBox, service: WebhookS
 def _states(db: Database) -> list[str]:
     with db.session() as session:
         return list(session.scalars(select(WebhookDelivery.state).order_by(WebhookDelivery.created_at)))
+
+
+def test_unopenable_secret_fails_on_the_record_without_sending(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver, tmp_path: Path
+) -> None:
+    """A replaced master key blocks only the deliveries it cannot sign; nothing unsigned is sent."""
+
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        enqueue(db, "key.created", {"key_id": "k"})
+        other_box = SecretBox.from_data_dir(tmp_path / "another-data-dir")
+        async with dispatching(db, other_box):
+            await wait_until(lambda: _states(db) == ["failed"], what="the attempts to run out")
+        assert receiver.received == []
+        (logged,) = await service.list_deliveries()
+        assert all(a["error"].startswith("not sent: the endpoint's signing secret") for a in logged["attempt_log"])
+
+    asyncio.run(scenario())
