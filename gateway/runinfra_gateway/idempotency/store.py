@@ -12,6 +12,8 @@ Flow (core calls these around the backend call):
 * :meth:`IdempotencyStore.complete` stores the response (or, over ``max_replay_bytes``,
   only the fact that it finished) and commits before it returns, so a repeat after a
   sent response always replays.
+* :meth:`IdempotencyStore.complete_without_replay` records a finished stream (never
+  stored): repeats get 409 ``idempotency_replay_unavailable``.
 * :meth:`IdempotencyStore.abandon` deletes the in-flight row: the request failed before
   it was charged, and the key may be retried.
 
@@ -173,10 +175,19 @@ class IdempotencyStore:
 
     async def complete(self, key_id: str, idempotency_key: str, response: StoredResponse) -> None:
         """Store the finished response (durably) before it is sent; bodies over the limit keep only the fact."""
+        await self._finish(key_id, idempotency_key, response, len(response.body) <= self._max_replay_bytes)
+
+    async def complete_without_replay(self, key_id: str, idempotency_key: str, status: int) -> None:
+        """Record that a request finished (and was charged) without keeping its response: a stream.
+
+        Repeats get 409 ``idempotency_replay_unavailable``: never re-run, never re-charged.
+        """
+        await self._finish(key_id, idempotency_key, StoredResponse(status, (), b""), False)
+
+    async def _finish(self, key_id: str, idempotency_key: str, response: StoredResponse, fits: bool) -> None:
         lock = (key_id, idempotency_key)
         if lock not in self._in_flight:
             raise RuntimeError("complete() without a matching begin()")
-        fits = len(response.body) <= self._max_replay_bytes
 
         def work(session: Session) -> None:
             record = session.get(IdempotencyRecord, lock)

@@ -88,6 +88,19 @@ def test_too_large_response_is_recorded_but_not_replayable(db: Database) -> None
         assert (big.state, big.status, big.body) == ("too_large", 200, None)
 
 
+def test_a_finished_stream_is_recorded_but_never_replayed(db: Database) -> None:
+    async def scenario() -> None:
+        store = IdempotencyStore(db)
+        body = fingerprint(b'{"stream":true}')
+        assert await store.begin("key_1", "stream-1", body) is None
+        await store.complete_without_replay("key_1", "stream-1", 200)
+        with pytest.raises(GatewayError) as unavailable:
+            await store.begin("key_1", "stream-1", body)
+        assert status_of(unavailable) == (409, "idempotency_replay_unavailable")
+
+    asyncio.run(scenario())
+
+
 def test_abandon_frees_the_key(db: Database) -> None:
     async def scenario() -> None:
         store = IdempotencyStore(db)
