@@ -1,0 +1,248 @@
+"""SDK overhead benchmark: our SDK vs ``runinfra==0.2.0`` vs ``openai`` vs a bare ``http.client`` loop.
+
+One interleaved run against one local nginx (Debian ``nginx-light``) serving canned chat and
+embedding JSON and a canned 1,000-event SSE stream, over HTTP and over HTTPS (a local CA
+appended to the system trust store, handed to every client through ``SSL_CERT_FILE``). Each
+client runs in its own interpreter (``bench/sdk/worker.py``); rounds interleave the clients
+and the figures are medians over rounds.
+
+    python bench/sdk_overhead.py                 # about a minute and a half
+    python bench/sdk_overhead.py --rounds 5 --seconds 2 --startup-samples 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKER = ROOT / "bench" / "sdk" / "worker.py"
+sys.path.insert(0, str(ROOT / "sdk" / "tests"))
+from sdk_servers import make_certificate_authority  # noqa: E402 - the tests' CA helper, not duplicated
+
+PYTHONS = {
+    "ours": ROOT / ".venv" / "bin" / "python",
+    "peer": ROOT / ".venv-peer" / "bin" / "python",
+    "openai": ROOT / ".venv" / "bin" / "python",
+    "floor": ROOT / ".venv" / "bin" / "python",
+}
+SYSTEM_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def _canned_files(www: Path, events: int) -> None:
+    chat = {
+        "id": "chatcmpl-bench", "object": "chat.completion", "created": 1767225600, "model": "bench-model",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?"},
+                     "finish_reason": "stop", "logprobs": None}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21},
+    }  # fmt: skip
+    rng = random.Random(7)
+    embedding = {
+        "object": "list", "model": "bench-model",
+        "data": [{"object": "embedding", "index": 0, "embedding": [round(rng.uniform(-1, 1), 6) for _ in range(384)]}],
+        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+    }  # fmt: skip
+    frames = []
+    for index in range(events):
+        chunk = {
+            "id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1767225600, "model": "bench-model",
+            "choices": [{"index": 0, "delta": {"content": f" token{index}"},
+                         "finish_reason": "stop" if index == events - 1 else None}],
+        }  # fmt: skip
+        frames.append(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    frames.append(b"data: [DONE]\n\n")
+    (www / "v1" / "chat").mkdir(parents=True)
+    (www / "sse" / "v1" / "chat").mkdir(parents=True)
+    (www / "v1" / "chat" / "completions").write_text(json.dumps(chat))
+    (www / "v1" / "embeddings").write_text(json.dumps(embedding))
+    (www / "sse" / "v1" / "chat" / "completions").write_bytes(b"".join(frames))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _start_nginx(work: Path, cert: Path, key: Path) -> tuple:
+    http_port, https_port = _free_port(), _free_port()
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (work / name).mkdir()
+    config = work / "nginx.conf"
+    config.write_text(f"""
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body; proxy_temp_path {work}/proxy; fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi; scgi_temp_path {work}/scgi;
+    keepalive_requests 10000000; keepalive_timeout 300s;
+    types {{ }}
+    default_type application/json;
+    server {{
+        listen 127.0.0.1:{http_port};
+        listen 127.0.0.1:{https_port} ssl;
+        ssl_certificate {cert}; ssl_certificate_key {key};
+        root {work}/www;
+        add_header x-request-id $request_id always;
+        # POST to a static file is 405 in nginx; answer it with the file instead.
+        location /v1/ {{ error_page 405 =200 $uri; }}
+        location /sse/v1/ {{ default_type text/event-stream; error_page 405 =200 $uri; }}
+    }}
+}}
+""")
+    process = subprocess.Popen(["nginx", "-c", str(config), "-p", str(work)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", https_port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    else:
+        process.kill()
+        raise SystemExit("nginx did not start: " + (work / "error.log").read_text())
+    return process, http_port, https_port
+
+
+def _run_worker(kind: str, config: Dict[str, Any], env: Dict[str, str]) -> Optional[Dict[str, Any]]:
+    python = PYTHONS[kind]
+    if not python.exists():
+        return None
+    completed = subprocess.run(
+        [str(python), str(WORKER), json.dumps({"kind": kind, **config})],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        print(f"  ! {kind} failed: {completed.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+        return None
+    return json.loads(completed.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _median(rows: List[Dict[str, Any]], key: str) -> float:
+    return statistics.median(row[key] for row in rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
+    parser.add_argument("--seconds", type=float, default=0.6, help="time per measurement")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--events", type=int, default=1000, help="events in the canned stream")
+    parser.add_argument("--startup-samples", type=int, default=7)
+    parser.add_argument("--clients", default="ours,peer,openai,floor")
+    parser.add_argument("--transports", default="http,https")
+    parser.add_argument("--json", type=Path, help="also write the raw figures here")
+    args = parser.parse_args()
+    if shutil.which("nginx") is None:
+        raise SystemExit("nginx is not installed (Debian: nginx-light)")
+    kinds = [kind for kind in args.clients.split(",") if kind]
+    missing = [kind for kind in kinds if not PYTHONS[kind].exists()]
+    if missing:
+        print(f"note: no interpreter for {missing} (e.g. .venv-peer for runinfra==0.2.0); skipped", file=sys.stderr)
+        kinds = [kind for kind in kinds if kind not in missing]
+
+    with tempfile.TemporaryDirectory(prefix="sdk-bench-") as temp:
+        work = Path(temp)
+        work.chmod(0o755)  # nginx workers run as an unprivileged user and must read the canned files
+        ca, cert, key = make_certificate_authority(work)
+        bundle = work / "bundle.pem"
+        bundle.write_bytes((SYSTEM_BUNDLE.read_bytes() if SYSTEM_BUNDLE.exists() else b"") + b"\n" + ca.read_bytes())
+        _canned_files(work / "www", args.events)
+        nginx, http_port, https_port = _start_nginx(work, cert, key)
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("RUNINFRA")}
+        env["SSL_CERT_FILE"] = str(bundle)
+        origins = {"http": f"http://127.0.0.1:{http_port}", "https": f"https://127.0.0.1:{https_port}"}
+        results: Dict[str, Dict[str, List[Dict[str, Any]]]] = {t: {k: [] for k in kinds} for t in origins}
+        startup: Dict[str, List[float]] = {kind: [] for kind in kinds}
+        try:
+            started = time.monotonic()
+            for round_index in range(args.rounds):
+                for transport in args.transports.split(","):
+                    order = kinds[:]
+                    random.Random(round_index).shuffle(order)
+                    for kind in order:
+                        config = {
+                            "base": origins[transport] + "/v1",
+                            "sse_base": origins[transport] + "/sse/v1",
+                            "seconds": args.seconds,
+                            "threads": args.threads,
+                        }
+                        row = _run_worker(kind, config, env)
+                        if row is not None:
+                            results[transport][kind].append(row)
+                print(f"round {round_index + 1}/{args.rounds} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+            for _ in range(args.startup_samples):
+                for kind in kinds:
+                    config = {"base": origins["https"] + "/v1", "sse_base": origins["https"] + "/sse/v1", "startup": True}
+                    row = _run_worker(kind, config, env)
+                    if row is not None:
+                        startup[kind].append(row["startup_ms"])
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
+    _report(results, startup, kinds, args)
+
+
+def _report(results: Dict[str, Dict[str, List[Dict[str, Any]]]], startup: Dict[str, List[float]],
+            kinds: List[str], args: argparse.Namespace) -> None:  # fmt: skip
+    summary: Dict[str, Any] = {}
+    header = (f"{'transport':9} {'client':7} {'chat r/s':>9} {'8thr r/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
+              f"{'CPU us/r':>8} {'emb r/s':>8} {'SSE ev/s':>9} {'RSS MiB':>7}")  # fmt: skip
+    print(f"\nSDK overhead: {args.rounds} interleaved rounds x {args.seconds} s per measurement, "
+          f"{args.threads} threads, {args.events}-event stream; medians\n")  # fmt: skip
+    print(header)
+    print("-" * len(header))
+    for transport, by_kind in results.items():
+        for kind in kinds:
+            rows = by_kind[kind]
+            if not rows:
+                continue
+            figures = {key: _median(rows, key) for key in rows[0] if key != "kind"}
+            summary.setdefault(transport, {})[kind] = figures
+            print(f"{transport:9} {kind:7} {figures['chat_rps']:9.0f} {figures['chat_threads_rps']:9.0f} "
+                  f"{figures['chat_p50_ms']:7.3f} {figures['chat_p99_ms']:7.3f} {figures['chat_cpu_us']:8.0f} "
+                  f"{figures['embed_rps']:8.0f} {figures['sse_events_per_s']:9.0f} {figures['peak_rss_mib']:7.1f}")  # fmt: skip
+    print("\nimport + construct (fresh interpreter, median ms): " + ", ".join(
+        f"{kind} {statistics.median(values):.1f}" for kind, values in startup.items() if values))  # fmt: skip
+    print("\nours vs peers (time per request ratio = their req/s over ours is the inverse; >1 means ours is faster):")
+    for transport, figures in summary.items():
+        ours = figures.get("ours")
+        if ours is None:
+            continue
+        for kind, other in figures.items():
+            if kind == "ours":
+                continue
+            print(f"  {transport:5} vs {kind:6}: chat x{ours['chat_rps'] / other['chat_rps']:.2f}, "
+                  f"8 threads x{ours['chat_threads_rps'] / other['chat_threads_rps']:.2f}, "
+                  f"embeddings x{ours['embed_rps'] / other['embed_rps']:.2f}, "
+                  f"SSE x{ours['sse_events_per_s'] / other['sse_events_per_s']:.2f}")  # fmt: skip
+        floor = figures.get("floor")
+        if floor is not None:
+            print(f"  {transport:5} targets: time/request vs floor {floor['chat_rps'] / ours['chat_rps']:.2f}x "
+                  f"(chat), {floor['embed_rps'] / ours['embed_rps']:.2f}x (embeddings) [target <= 1.25]; "
+                  f"8 threads / sequential {ours['chat_threads_rps'] / ours['chat_rps']:.2f} [>= 1]; "
+                  f"SSE {100 * ours['sse_events_per_s'] / floor['sse_events_per_s']:.0f}% of floor [>= 90%]")  # fmt: skip
+    if startup.get("ours") and any("ours" in f for f in summary.values()):
+        print(f"  import + construct {statistics.median(startup['ours']):.1f} ms [< 15]; peak RSS "
+              f"{max(f['ours']['peak_rss_mib'] for f in summary.values() if 'ours' in f):.1f} MiB [< 30]")  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps({"summary": summary, "startup_ms": startup}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
