@@ -83,6 +83,8 @@ class GatewayApp:
             if stop_webhooks is not None:
                 await stop_webhooks()
             await close_gateway(self.state)
+            print("runinfra: stopped (in-flight requests drained, ledger flushed)", file=self._out or sys.stdout,
+                  flush=True)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

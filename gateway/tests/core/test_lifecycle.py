@@ -1,0 +1,170 @@
+"""Start, restart, crash: readiness, first-run secrets printed once, kill -9 mid-request, graceful drain."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from runinfra_gateway.testing import GatewayProcess, LlamaServer
+
+from .conftest import ADMIN_TOKEN, Response, admin, chat_config, new_tenant, request
+
+LONG = {"model": "smollm2", "messages": [{"role": "user", "content": "Write a long story about a cat."}],
+        "max_tokens": 120}
+SHORT = {"model": "smollm2", "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 3}
+
+
+def test_ready_once_verified_and_secrets_printed_once(llama: LlamaServer, tmp_path: Path) -> None:
+    config = chat_config(llama)
+    config["pipelines"] = [{"id": "voice", "workspace": "main", "deployments": {
+        "speech_to_text": "smollm2", "llm": "smollm2", "text_to_speech": "smollm2"}}]
+    gateway = GatewayProcess(tmp_path, config=config).start()  # no RUNINFRA_ADMIN_TOKEN: one is generated
+    try:
+        assert request(gateway.base_url, "GET", "/readyz").status == 200
+        out = gateway.stdout()
+        token = re.search(r"admin token \(shown once; only its hash is stored\): (\S+)", out)
+        workspace_key = re.search(r"workspace key for 'main' .*: (rik_\S+)", out)
+        pipeline_key = re.search(r"pipeline key for 'voice' .*: (rik_\S+)", out)
+        assert token, out
+        assert workspace_key, out
+        assert pipeline_key, out
+        assert "verified in" in out  # progress while verifying
+        assert request(gateway.v1, "GET", "/models", key=workspace_key.group(1)).status == 200
+        assert request(gateway.v1, "GET", "/voice/models", key=pipeline_key.group(1)).status == 200
+        assert admin(gateway, "GET", "/workspaces", token=token.group(1)).status == 200
+        stored = sqlite3.connect(tmp_path / "runinfra.sqlite3").execute("SELECT value FROM gateway_meta").fetchall()
+        assert token.group(1) not in str(stored)
+        registered = admin(gateway, "POST", "/deployments", {
+            "id": "registered", "backend": "upstream", "base_url": llama.base_url,
+            "operations": ["chat.completions"]}, token=token.group(1))
+        assert registered.json()["status"] == "active"
+    finally:
+        assert gateway.stop() == 0
+    again = GatewayProcess(tmp_path, config=config).start()
+    try:
+        assert "admin token" not in again.stdout()
+        assert "workspace key" not in again.stdout()
+        assert admin(again, "GET", "/workspaces", token=token.group(1)).status == 200
+        models = request(again.v1, "GET", "/models", key=workspace_key.group(1)).json()["data"]
+        assert {m["id"] for m in models} == {"smollm2", "registered"}  # the admin-registered one survived
+        logs = again.stderr() + gateway.stderr()
+        for secret in (token.group(1), workspace_key.group(1), pipeline_key.group(1)):
+            assert secret not in logs
+    finally:
+        again.stop()
+
+
+def test_empty_deployment_list_starts_no_engine(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, config={"deployments": []}, admin_token=ADMIN_TOKEN).start()
+    try:
+        assert request(gateway.base_url, "GET", "/readyz").json() == {"status": "ready", "deployments": {}}
+    finally:
+        gateway.stop()
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, config={"deployments": [{"id": "x", "backend": "upstream",
+                                                                "operations": ["chat.completion"]}]})
+    process = __import__("subprocess").run(gateway.command(), capture_output=True, text=True, timeout=60,
+                                           check=False)
+    assert process.returncode == 2
+    assert "deployments[0].operations[0]" in process.stderr
+    assert "Traceback" not in process.stderr
+
+
+def _balance_microcents(gateway: GatewayProcess, workspace_id: str) -> tuple[int, int]:
+    balance = admin(gateway, "GET", f"/workspaces/{workspace_id}/credits").json()
+    return round(balance["balance_cents"] * 1_000_000), round(balance["held_cents"] * 1_000_000)
+
+
+def test_kill_9_mid_request_then_restart_keeps_ledger_and_idempotency_consistent(
+    llama: LlamaServer, tmp_path: Path
+) -> None:
+    gateway = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN).start()
+    tenant = new_tenant(gateway, credits_cents=50)
+    start, _ = _balance_microcents(gateway, tenant.workspace_id)
+    charged = 0
+    finished = tenant.post("/chat/completions", SHORT, headers={"Idempotency-Key": "done-before-crash"})
+    assert finished.status == 200
+    charged += int(finished.headers["x-runinfra-cost-microcents"])
+    for _ in range(2):
+        ok = tenant.post("/chat/completions", SHORT)
+        charged += int(ok.headers["x-runinfra-cost-microcents"])
+
+    outcome: list[Response | BaseException] = []
+
+    def in_flight() -> None:
+        try:
+            outcome.append(tenant.post("/chat/completions", LONG, headers={"Idempotency-Key": "cut-by-crash"}))
+        except BaseException as exc:  # the connection dies with the gateway
+            outcome.append(exc)
+
+    thread = threading.Thread(target=in_flight)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while _balance_microcents(gateway, tenant.workspace_id)[1] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _balance_microcents(gateway, tenant.workspace_id)[1] > 0  # its hold is taken: it is mid-request
+    gateway.kill()
+    thread.join(30)
+    assert outcome
+    assert not isinstance(outcome[0], Response)
+
+    restarted = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN,
+                               port=gateway.port).start()
+    try:
+        balance, held = _balance_microcents(restarted, tenant.workspace_id)
+        assert held == 0  # the orphaned hold was released
+        assert balance == start - charged  # every finished request charged exactly once, the cut one not at all
+        # The finished keyed request replays; the cut one was never charged, so it may run now, once.
+        tenant.gateway = restarted
+        replay = tenant.post("/chat/completions", SHORT, headers={"Idempotency-Key": "done-before-crash"})
+        assert replay.status == 200
+        assert replay.headers["x-runinfra-idempotent-replay"] == "true"
+        assert replay.body == finished.body
+        retried = tenant.post("/chat/completions", LONG,
+                              headers={"Idempotency-Key": "cut-by-crash"})
+        assert retried.status == 200, retried.body
+        assert "x-runinfra-idempotent-replay" not in retried.headers
+        cost = int(retried.headers["x-runinfra-cost-microcents"])
+        assert _balance_microcents(restarted, tenant.workspace_id) == (start - charged - cost, 0)
+        again = tenant.post("/chat/completions", LONG, headers={"Idempotency-Key": "cut-by-crash"})
+        assert again.headers["x-runinfra-idempotent-replay"] == "true"
+        assert _balance_microcents(restarted, tenant.workspace_id) == (start - charged - cost, 0)
+    finally:
+        restarted.stop()
+
+
+def test_graceful_shutdown_drains_a_stream_in_flight(llama: LlamaServer, tmp_path: Path) -> None:
+    gateway = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN).start()
+    tenant = new_tenant(gateway)
+    body = {**LONG, "max_tokens": 40, "stream": True, "stream_options": {"include_usage": True}}
+    parts = urlsplit(gateway.base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    connection.request("POST", "/v1/chat/completions", body=json.dumps(body),
+                       headers={"Authorization": f"Bearer {tenant.key}", "Content-Type": "application/json"})
+    response = connection.getresponse()
+    assert response.status == 200
+    first = response.read1(65536)  # the stream is running: its first events arrived
+    assert first.startswith(b"data: ")
+    stopper = threading.Thread(target=gateway.stop)
+    stopper.start()  # SIGTERM while the stream runs
+    rest = response.read()
+    stopper.join(30)
+    connection.close()
+    assert gateway.process is not None
+    assert gateway.process.returncode == 0
+    assert (first + rest).endswith(b"data: [DONE]\n\n")
+    assert b'"usage"' in rest
+    assert "stopped (in-flight requests drained" in gateway.stdout()
+    restarted = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN).start()
+    try:
+        assert _balance_microcents(restarted, tenant.workspace_id)[1] == 0
+    finally:
+        restarted.stop()
