@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -31,9 +32,12 @@ from runinfra_gateway.webhooks.settings import WebhookSettings
 from runinfra_gateway.webhooks.signing import SIGNATURE_HEADER, sign
 from runinfra_gateway.webhooks.url_policy import CheckedResolver, UrlRefused, parse_endpoint_url
 
-__all__ = ["AttemptResult", "DeliveryJob", "Dispatcher", "live_secrets"]
+__all__ = ["AttemptResult", "DeliveryJob", "Dispatcher", "EventLogger", "live_secrets"]
 
 logger = logging.getLogger("runinfra_gateway.webhooks")
+
+#: ``log_event("webhook_attempt", **fields)``: the gateway's structured log (its ``AccessLog.event``).
+EventLogger = Callable[..., None]
 
 
 class _Unsignable(Exception):
@@ -205,8 +209,15 @@ class Dispatcher:
     """Sends due deliveries with bounded concurrency until closed."""
 
     def __init__(
-        self, db: Database, settings: WebhookSettings, box: SecretBox, *, rng: random.Random | None = None
+        self,
+        db: Database,
+        settings: WebhookSettings,
+        box: SecretBox,
+        *,
+        rng: random.Random | None = None,
+        log_event: EventLogger | None = None,
     ) -> None:
+        self._log_event = log_event
         self._db = db
         self._settings = settings
         self._box = box
@@ -287,6 +298,19 @@ class Dispatcher:
         except Exception:
             logger.exception("webhook.record_failed delivery=%s", job.delivery_id)
             return
+        if self._log_event is not None:
+            self._log_event(
+                "webhook_attempt",
+                delivery=job.delivery_id,
+                event_id=job.event_id,
+                type=job.event_type,
+                endpoint=job.endpoint_id,
+                attempt=job.attempt,
+                status=result.status,
+                latency_ms=round(result.latency_ms, 1),
+                outcome=outcome,
+                error=result.error,
+            )
         logger.info(
             "webhook.attempt delivery=%s event=%s type=%s endpoint=%s attempt=%d status=%s latency_ms=%.1f "
             "outcome=%s error=%s",

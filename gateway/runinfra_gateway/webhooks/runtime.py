@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from runinfra_gateway.store import Database
-from runinfra_gateway.webhooks.dispatcher import Dispatcher
+from runinfra_gateway.webhooks.dispatcher import Dispatcher, EventLogger
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
@@ -24,10 +24,12 @@ __all__ = ["Webhooks", "open_webhooks"]
 class Webhooks:
     """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, the dispatcher, the daily digest."""
 
-    def __init__(self, db: Database, settings: WebhookSettings, box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, settings: WebhookSettings, box: SecretBox, *, log_event: EventLogger | None = None
+    ) -> None:
         self.settings = settings
         self.service = WebhookService(db, settings, box)
-        self.dispatcher = Dispatcher(db, settings, box)
+        self.dispatcher = Dispatcher(db, settings, box, log_event=log_event)
         self.usage_digest = UsageDigestTask(
             db, delay_seconds=settings.usage_daily_delay_seconds, interval_seconds=settings.usage_daily_check_seconds
         )
@@ -48,9 +50,16 @@ class Webhooks:
         self.dispatcher.wake()
 
 
-def open_webhooks(db: Database, *, data_dir: Path, table: Mapping[str, Any] | None = None) -> Webhooks:
+def open_webhooks(
+    db: Database,
+    *,
+    data_dir: Path,
+    table: Mapping[str, Any] | None = None,
+    log_event: EventLogger | None = None,
+) -> Webhooks:
     """The runtime for a gateway: settings from its ``[webhooks]`` table, the master key from ``data_dir``.
 
-    Raises ``ValueError`` naming a bad setting.
+    ``log_event`` receives one structured line per delivery attempt. Raises ``ValueError`` naming a bad setting.
     """
-    return Webhooks(db, WebhookSettings.from_mapping(table), SecretBox.from_data_dir(data_dir))
+    settings = WebhookSettings.from_mapping(table)
+    return Webhooks(db, settings, SecretBox.from_data_dir(data_dir), log_event=log_event)

@@ -151,6 +151,10 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert "secret" not in listing["data"][0]
     text_listing = cli(gateway, "list")
     assert endpoint_id in text_listing.stdout
+    attempts = [json.loads(line) for line in gateway.stderr().splitlines() if '"webhook_attempt"' in line]
+    assert len(attempts) >= 5
+    assert {a["outcome"] for a in attempts} == {"delivered"}
+    assert {"delivery", "event_id", "type", "endpoint", "attempt", "status", "latency_ms", "error"} <= set(attempts[0])
     for leaked in (secret, new_secret):
         assert leaked not in text_listing.stdout
         assert leaked not in gateway.stdout()
