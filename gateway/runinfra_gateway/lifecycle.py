@@ -81,7 +81,9 @@ async def open_gateway(
         request_log=RequestLogWriter(db),
         public_base_url=settings.base_url,
     )
-    state.webhooks = open_webhooks(db, data_dir=settings.data_dir, table=settings.webhooks)
+    state.webhooks = open_webhooks(
+        db, data_dir=settings.data_dir, table=settings.webhooks, log_event=state.access_log.event
+    )
     state.registry.on_change(lambda runtime: service.persist_deployment(state, runtime))
     if new_token is not None:
         say(f"runinfra: admin token (shown once; only its hash is stored): {new_token}")
