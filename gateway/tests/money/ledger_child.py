@@ -1,6 +1,6 @@
 """A gateway-shaped child process for the crash test: a burst of concurrent holds and settles until killed.
 
-Usage: python ledger_child.py DB_PATH JOURNAL_PATH PREFIX [--open CENTS] [--idempotent]
+Usage: python ledger_child.py DATABASE_URL JOURNAL_PATH PREFIX [--open CENTS] [--idempotent]
 
 Prints ``ready`` once started, then ``settled <request id> <charge>`` after each
 settle returns and ``released <request id>`` after each release returns. With
@@ -35,8 +35,8 @@ def fingerprint(idempotency_key: str) -> bytes:
     return hashlib.sha256(idempotency_key.encode()).digest()
 
 
-async def main(db_path: str, journal_path: str, prefix: str, open_cents: float | None, idempotent: bool) -> None:
-    db = Database(f"sqlite:///{db_path}")
+async def main(db_url: str, journal_path: str, prefix: str, open_cents: float | None, idempotent: bool) -> None:
+    db = Database(db_url)
     ledger = Ledger(
         db,
         journal_path=Path(journal_path),

@@ -35,6 +35,7 @@ def record_count(db: Database) -> int:
         return int(session.scalar(select(func.count()).select_from(IdempotencyRecord)) or 0)
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_in_use_reused_replay_and_scoping(db: Database) -> None:
     async def scenario() -> None:
         store = IdempotencyStore(db)
@@ -65,6 +66,7 @@ def test_in_use_reused_replay_and_scoping(db: Database) -> None:
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_too_large_response_is_recorded_but_not_replayable(db: Database) -> None:
     async def scenario() -> None:
         store = IdempotencyStore(db, max_replay_bytes=8)
@@ -135,6 +137,7 @@ def test_concurrent_begins_let_exactly_one_through(db: Database) -> None:
     assert outcomes.count("idempotency_key_in_use") == 49
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_records_expire_after_the_retention(db: Database) -> None:
     async def scenario() -> None:
         store = IdempotencyStore(db, retention_seconds=1, purge_interval_seconds=3600)
@@ -209,6 +212,7 @@ async def serve(
     return response, False
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_a_replay_is_never_charged_again(db: Database, tmp_path: Path) -> None:
     async def scenario() -> None:
         ledger = Ledger(db, journal_path=tmp_path / "credits", topup_url="https://x.example/topup")
@@ -228,6 +232,7 @@ def test_a_replay_is_never_charged_again(db: Database, tmp_path: Path) -> None:
     assert assert_ledger_consistent(db) == {"ws_a": 1_000_000 - 50}
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_after_a_crash_an_abandoned_key_is_retried_but_a_charged_one_is_not(db: Database, tmp_path: Path) -> None:
     async def before_crash() -> None:
         ledger = Ledger(db, journal_path=tmp_path / "credits", topup_url="https://x.example/topup")

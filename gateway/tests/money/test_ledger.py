@@ -33,6 +33,7 @@ async def settle(ledger: Ledger, hold: Hold, usage: Usage, status: int = 200) ->
     )
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_hold_settle_release_are_exact_and_the_ledger_sums_to_the_balance(db: Database, tmp_path: Path) -> None:
     async def scenario() -> None:
         ledger = make_ledger(db, tmp_path)
@@ -95,6 +96,7 @@ def test_insufficient_credits_midway_through_a_sequence(db: Database, tmp_path: 
     assert assert_ledger_consistent(db) == {"ws_a": 10, "ws_never_funded": 0}
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_concurrent_holds_never_overspend(db: Database, tmp_path: Path) -> None:
     async def scenario() -> tuple[int, int]:
         ledger = make_ledger(db, tmp_path, flush_interval_seconds=0.001, batch_size=50)
@@ -164,6 +166,7 @@ def test_a_charge_above_the_hold_is_capped_so_the_balance_never_goes_negative(db
     assert charges_by_request(db) == {"req_1": [500]}
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_admin_adjustments_are_ledger_rows_and_debits_stop_at_zero(db: Database, tmp_path: Path) -> None:
     async def scenario() -> None:
         ledger = make_ledger(db, tmp_path)
@@ -223,6 +226,7 @@ def test_balances_survive_a_clean_restart_and_the_journal_is_locked(db: Database
     assert assert_ledger_consistent(db) == {"ws_a": 3_000_000 - 2000}
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_journal_segments_rotate_and_are_deleted_once_written(db: Database, tmp_path: Path) -> None:
     async def scenario() -> int:
         ledger = make_ledger(db, tmp_path, journal_segment_bytes=2000, batch_size=20)

@@ -33,17 +33,17 @@ CHILD = Path(__file__).with_name("ledger_child.py")
 INITIAL_MICROCENTS = 100_000_000  # 100 cents
 
 
-def run_until_killed(db_path: Path, journal: Path, prefix: str, settles: int, *extra: str) -> dict[str, int]:
+def run_until_killed(db_url: str, journal: Path, prefix: str, settles: int, *extra: str) -> dict[str, int]:
     """Start the child, let it settle ``settles`` requests, SIGKILL it mid-burst; return what it settled."""
-    return run_child(db_path, journal, prefix, settles, *extra)[0]
+    return run_child(db_url, journal, prefix, settles, *extra)[0]
 
 
 def run_child(
-    db_path: Path, journal: Path, prefix: str, settles: int, *extra: str
+    db_url: str, journal: Path, prefix: str, settles: int, *extra: str
 ) -> tuple[dict[str, int], dict[str, tuple[str, int]]]:
     """As above; also returns the idempotency keys the child completed (key -> request id, charge)."""
     child = subprocess.Popen(
-        [sys.executable, str(CHILD), str(db_path), str(journal), prefix, *extra],
+        [sys.executable, str(CHILD), db_url, str(journal), prefix, *extra],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -87,12 +87,12 @@ def recover(db: Database, journal: Path) -> tuple[int, int]:
     return asyncio.run(restart())
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_kill_9_mid_burst_neither_loses_nor_doubles_a_charge(db: Database, tmp_path: Path) -> None:
-    db_path = Path(db.url.removeprefix("sqlite:///"))
     journal = tmp_path / "journal" / "credits"
-    settled = run_until_killed(db_path, journal, "a", 400, "--open", str(INITIAL_MICROCENTS / 1_000_000))
+    settled = run_until_killed(db.url, journal, "a", 400, "--open", str(INITIAL_MICROCENTS / 1_000_000))
     # Crash twice: the second run starts by recovering the first crash, then dies mid-burst too.
-    settled.update(run_until_killed(db_path, journal, "b", 400))
+    settled.update(run_until_killed(db.url, journal, "b", 400))
     # A record the kernel never finished (only a power cut does this) is skipped, not fatal.
     segments = sorted(journal.parent.glob("credits.0*"))
     assert segments, "the killed child left its journal behind"
@@ -138,10 +138,10 @@ def test_a_corrupt_record_inside_the_journal_stops_the_start(db: Database, tmp_p
     assert (tmp_path / "credits.00000000000000000001").exists()
 
 
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_kill_9_mid_request_leaves_idempotency_consistent_with_the_ledger(db: Database, tmp_path: Path) -> None:
-    db_path = Path(db.url.removeprefix("sqlite:///"))
     journal = tmp_path / "journal" / "credits"
-    settled, completed = run_child(db_path, journal, "i", 300, "--open", "100", "--idempotent")
+    settled, completed = run_child(db.url, journal, "i", 300, "--open", "100", "--idempotent")
     recover(db, journal)
     charges = charges_by_request(db)
     assert all(len(amounts) == 1 for amounts in charges.values()), "a request was charged twice"
