@@ -223,7 +223,7 @@ class _Core:
 
     def json_result(self, response: RunInfraResponse) -> Dict[str, Any]:
         """The JSON object body, with ``_request_id`` and ``_idempotent_replay`` added."""
-        import json
+        from ._json import decode_json
 
         headers = response.headers
         request_id = header_value(headers, "x-request-id")
@@ -231,7 +231,7 @@ class _Core:
         if self.secret_bytes in body:
             body = body.replace(self.secret_bytes, REDACTED.encode("ascii"))
         try:
-            result = json.loads(body)
+            result = decode_json(body)
         except ValueError:
             result = None
         if type(result) is not dict:

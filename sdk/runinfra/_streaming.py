@@ -111,9 +111,8 @@ def iter_json_events(
     early exit ``close_body`` releases it. ``secret`` is redacted from frames (a server
     echoing a key back must not put it in the caller's objects).
     """
-    import json
+    from ._json import decode_json as loads
 
-    loads = json.loads
     try:
         for event, data in events:
             if data == _DONE:
@@ -157,8 +156,10 @@ class RunInfraStream:
         self._close_body = close_body
         self.request_id = request_id
 
-    def __iter__(self) -> RunInfraStream:
-        return self
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        # The event generator itself: ``for`` loops skip a Python-level __next__ per event,
+        # and ``iter(stream).close()`` stops the stream and releases its connection.
+        return self._events
 
     def __next__(self) -> Dict[str, Any]:
         return self._next()
@@ -177,12 +178,6 @@ class RunInfraStream:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:  # noqa: SIM105 - contextlib would cost import time for one finalizer
-            self._close_body()
-        except Exception:  # noqa: S110 - nothing can be reported from a finalizer
-            pass
 
     def __repr__(self) -> str:
         return f"RunInfraStream(request_id={self.request_id!r})"

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import _thread
 import _weakref
+import io
 import os
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -26,6 +27,7 @@ from ._wire import RunInfraRequest, RunInfraResponse
 __all__ = ["HTTPTransport", "shared_ssl_context"]
 
 _READ_SIZE = 65536
+_INLINE_BODY_LIMIT = 1 << 16  # larger bodies go in a second sendall instead of being copied
 _MAX_IDLE_PER_ORIGIN = 32
 
 _ssl_contexts: Dict[Tuple[Optional[str], Optional[str]], Any] = {}
@@ -50,7 +52,7 @@ def shared_ssl_context() -> Any:
 class _Origin:
     """Where and how to connect for one ``scheme://host:port``."""
 
-    __slots__ = ("host", "idle", "port", "proxy", "scheme", "url_prefix")
+    __slots__ = ("authority", "host", "idle", "port", "proxy", "scheme", "url_prefix")
 
     def __init__(self, scheme: str, host: str, port: int, proxy: Optional[Proxy], url_prefix: str) -> None:
         self.scheme = scheme
@@ -58,7 +60,49 @@ class _Origin:
         self.port = port
         self.proxy = proxy
         self.url_prefix = url_prefix  # an absolute-form request target prefix for plain-http proxies
-        self.idle: List[Any] = []
+        bracketed = f"[{host}]" if ":" in host else host
+        default_port = 443 if scheme == "https" else 80
+        self.authority = bracketed if port == default_port else f"{bracketed}:{port}"
+        self.idle: List[_Connection] = []
+
+
+class _KeptReader(io.BufferedReader):
+    """The connection's one buffered reader; ``http.client`` closes "its" file after every
+    response, so ``close`` is a no-op here and ``release`` really closes it."""
+
+    def close(self) -> None:
+        return None
+
+    def release(self) -> None:
+        super().close()
+
+
+class _Connection:
+    """One socket, its reader, and the current timeout. Responses are parsed by
+    ``http.client.HTTPResponse``; requests are written in one ``sendall`` (headers and body
+    together: one syscall and no delayed-ACK stall)."""
+
+    __slots__ = ("reader", "sock", "timeout")
+
+    def __init__(self, sock: Any, timeout: float) -> None:
+        self.sock = sock
+        self.timeout = timeout
+        self.reader = _KeptReader(socket_io(sock))
+
+    def makefile(self, mode: str) -> _KeptReader:  # what HTTPResponse(sock) calls
+        return self.reader
+
+    def close(self) -> None:
+        try:
+            self.reader.release()
+        finally:
+            self.sock.close()
+
+
+def socket_io(sock: Any) -> Any:
+    import socket
+
+    return socket.SocketIO(sock, "rb")
 
 
 def _split_origin(prefix: str) -> Tuple[str, str, int]:
@@ -99,7 +143,7 @@ class HTTPTransport:
                 origin = self._origins.setdefault(prefix, origin)
         return origin
 
-    def _checkout(self, origin: _Origin) -> Any:
+    def _checkout(self, origin: _Origin, timeout: float) -> _Connection:
         if self._closed:
             raise RunInfraConnectionError("the client is closed")
         idle = origin.idle
@@ -109,12 +153,15 @@ class HTTPTransport:
             if connection is None:
                 break
             if not _dropped(connection):
+                if connection.timeout != timeout:
+                    connection.sock.settimeout(timeout)
+                    connection.timeout = timeout
                 return connection
             connection.close()
-        return self._connect(origin)
+        return self._connect(origin, timeout)
 
-    def _checkin(self, origin: _Origin, connection: Any, response: Any) -> None:
-        if response.will_close or connection.sock is None or self._closed:
+    def _checkin(self, origin: _Origin, connection: _Connection, response: Any) -> None:
+        if response.will_close or self._closed:
             connection.close()
             return
         with self._lock:
@@ -123,22 +170,23 @@ class HTTPTransport:
                 return
         connection.close()
 
-    def _connect(self, origin: _Origin) -> Any:
-        import http.client
+    def _connect(self, origin: _Origin, timeout: float) -> _Connection:
+        import socket
 
         proxy = origin.proxy
-        host, port = (proxy.host, proxy.port) if proxy is not None else (origin.host, origin.port)
-        connection: Any
-        if origin.scheme == "https":
-            connection = http.client.HTTPSConnection(host, port, context=shared_ssl_context())
-            if proxy is not None:
-                tunnel_headers = {"Proxy-Authorization": proxy.authorization} if proxy.authorization else None
-                connection.set_tunnel(origin.host, origin.port, headers=tunnel_headers)
-        else:
-            connection = http.client.HTTPConnection(host, port)
-        connection.runinfra_timeout = None
+        address = (proxy.host, proxy.port) if proxy is not None else (origin.host, origin.port)
+        sock = socket.create_connection(address, timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if origin.scheme == "https":
+                if proxy is not None:
+                    _open_tunnel(sock, origin, proxy)
+                sock = shared_ssl_context().wrap_socket(sock, server_hostname=origin.host)
+        except BaseException:
+            sock.close()
+            raise
         self.connections_opened += 1
-        return connection
+        return _Connection(sock, timeout)
 
     def close(self) -> None:
         """Close every idle connection; requests after this raise ``RunInfraConnectionError``."""
@@ -177,21 +225,36 @@ class HTTPTransport:
         authorization = headers.get("Authorization")
         secret = authorization[7:] if authorization and authorization.startswith("Bearer ") else None
         target = path
+        lines = []
         if origin.proxy is not None and origin.scheme == "http":
             target = prefix + path  # absolute-form: the proxy forwards it
             if origin.proxy.authorization:
-                headers = {**headers, "Proxy-Authorization": origin.proxy.authorization}
-        connection = self._checkout(origin)
+                lines.append(f"Proxy-Authorization: {origin.proxy.authorization}\r\n")
+        method = request.method
+        body = request.body
+        for name, value in headers.items():
+            lines.append(f"{name}: {value}\r\n")
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        fields = "".join(lines)
+        if "\n" in fields.replace("\r\n", "") or "\r" in fields.replace("\r\n", "") or " " in target:
+            raise RunInfraConnectionError("refusing to send a header or target containing a line break")
+        head = f"{method} {target} HTTP/1.1\r\nHost: {origin.authority}\r\nAccept-Encoding: identity\r\n{fields}\r\n"
+        data = head.encode("latin-1")
         timeout = request.timeout_seconds
+        import http.client
+
+        with map_transport_errors(secret):
+            connection = self._checkout(origin, timeout)
         try:
             with map_transport_errors(secret):
-                if connection.runinfra_timeout != timeout:
-                    connection.timeout = timeout
-                    if connection.sock is not None:
-                        connection.sock.settimeout(timeout)
-                    connection.runinfra_timeout = timeout
-                connection.request(request.method, target, request.body, headers)
-                response = connection.getresponse()
+                if body and len(body) > _INLINE_BODY_LIMIT:
+                    connection.sock.sendall(data)
+                    connection.sock.sendall(body)
+                else:
+                    connection.sock.sendall(data + body if body else data)
+                response = http.client.HTTPResponse(connection, method=method)  # type: ignore[arg-type]
+                response.begin()
         except BaseException:
             connection.close()
             raise
@@ -202,23 +265,37 @@ class HTTPTransport:
         response_headers = {name.lower(): value for name, value in raw_headers}
         request_id = response_headers.get("x-request-id")
         if request.stream and 200 <= response.status < 300:
-            body = _StreamBody(self, origin, connection, response, request_id, secret)
-            return RunInfraResponse(response.status, response_headers, body)
+            stream_body = _StreamBody(self, origin, connection, response, request_id, secret)
+            return RunInfraResponse(response.status, response_headers, stream_body)
         try:
             with map_transport_errors(secret, request_id):
-                data = response.read()
+                content = response.read()
         except BaseException:
             connection.close()
             raise
         self._checkin(origin, connection, response)
-        return RunInfraResponse(response.status, response_headers, data)
+        return RunInfraResponse(response.status, response_headers, content)
 
 
-def _dropped(connection: Any) -> bool:
+def _open_tunnel(sock: Any, origin: _Origin, proxy: Proxy) -> None:
+    """``CONNECT host:port`` through an http proxy; the TLS handshake then runs inside it."""
+    import http.client
+
+    lines = [f"CONNECT {origin.host if ':' not in origin.host else '[' + origin.host + ']'}:{origin.port} HTTP/1.1",
+             f"Host: {origin.authority}"]  # fmt: skip
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    response = http.client.HTTPResponse(sock, method="CONNECT")
+    response.begin()
+    if response.status != 200:
+        raise RunInfraConnectionError(f"the proxy refused the tunnel with HTTP {response.status}")
+    response.fp.close()  # the reader only held the proxy's answer; the socket stays open
+
+
+def _dropped(connection: _Connection) -> bool:
     """Whether an idle connection was closed by the server (readable while idle = EOF or junk)."""
     sock = connection.sock
-    if sock is None:
-        return True
     import select
 
     try:
@@ -237,7 +314,7 @@ class _StreamBody:
         self,
         transport: HTTPTransport,
         origin: _Origin,
-        connection: Any,
+        connection: _Connection,
         response: Any,
         request_id: Optional[str],
         secret: Optional[str],
@@ -279,6 +356,13 @@ class _StreamBody:
         self._done = True
         self._response.close()
         self._connection.close()
+
+    def __del__(self) -> None:
+        # A stream dropped unread (never iterated, never closed) still releases its socket.
+        try:  # noqa: SIM105 - contextlib would cost import time for one finalizer
+            self.close()
+        except Exception:  # noqa: S110 - nothing can be reported from a finalizer
+            pass
 
 
 _live_transports: List[Any] = []

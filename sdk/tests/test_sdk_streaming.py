@@ -232,3 +232,26 @@ def test_usage_chunk_with_stream_options(server: ScriptedServer) -> None:
     )
     assert list(stream)[-1]["usage"]["total_tokens"] == 3
     assert json.loads(server.requests[0].body)["stream_options"] == {"include_usage": True}
+
+
+def test_iterating_a_temporary_stream_reads_it_all(server: ScriptedServer) -> None:
+    # ``for event in client...create(stream=True)`` drops the stream object at once: the
+    # iterator alone must keep the response open. Content-Length framing, as static servers send.
+    frames = sse_frames(CHUNKS)
+    server.on("POST", "/v1/chat/completions", lambda ex: ex.respond(200, frames, content_type="text/event-stream"))
+    with _client(server) as client:
+        for _ in range(2):
+            count = 0
+            for _event in client.chat.completions.create(model="m", messages=MESSAGES, stream=True):
+                count += 1
+            assert count == len(CHUNKS)
+    assert server.connections == 1
+
+
+def test_a_stream_dropped_unread_releases_its_connection(server: ScriptedServer) -> None:
+    server.on("POST", "/v1/chat/completions", sse_handler(sse_frames(CHUNKS)))
+    with _client(server) as client:
+        stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+        del stream
+        assert list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True)) == CHUNKS
+    assert server.connections == 2
