@@ -97,6 +97,9 @@ class IdempotencyStore:
         self._purge_interval = purge_interval_seconds
         self._next_purge = 0.0
         self._in_flight: dict[tuple[str, str], bytes] = {}
+        # Keys whose request finished (and was charged) but whose completion could not be written:
+        # the SQL row still says in_flight and the charge may not be in SQL yet, so memory must refuse them.
+        self._unrecorded: set[tuple[str, str]] = set()
 
     async def begin(
         self, key_id: str, idempotency_key: str, fingerprint: bytes, *, request_id: str | None = None
@@ -106,6 +109,8 @@ class IdempotencyStore:
         if not isinstance(fingerprint, bytes) or not 0 < len(fingerprint) <= _MAX_FINGERPRINT_BYTES:
             raise ValueError(f"fingerprint must be 1 to {_MAX_FINGERPRINT_BYTES} bytes (a sha256 digest)")
         lock = (key_id, idempotency_key)
+        if lock in self._unrecorded:
+            raise errors.idempotency_replay_unavailable()
         running = self._in_flight.get(lock)
         if running is not None:
             raise errors.idempotency_key_reused() if running != fingerprint else errors.idempotency_key_in_use()
@@ -208,6 +213,9 @@ class IdempotencyStore:
 
         try:
             await self._db.run(work)
+        except BaseException:
+            self._unrecorded.add(lock)
+            raise
         finally:
             del self._in_flight[lock]
 

@@ -14,6 +14,7 @@ from runinfra_gateway.idempotency import IdempotencyStore, StoredResponse
 from runinfra_gateway.idempotency.models import IdempotencyRecord
 from runinfra_gateway.store import Database
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from .helpers import assert_ledger_consistent, charges_by_request
 
@@ -98,6 +99,22 @@ def test_a_finished_stream_is_recorded_but_never_replayed(db: Database) -> None:
         await store.complete_without_replay("key_1", "stream-1", 200)
         with pytest.raises(GatewayError) as unavailable:
             await store.begin("key_1", "stream-1", body)
+        assert status_of(unavailable) == (409, "idempotency_replay_unavailable")
+
+    asyncio.run(scenario())
+
+
+def test_a_completion_that_could_not_be_written_is_never_run_again(db: Database) -> None:
+    async def scenario() -> None:
+        store = IdempotencyStore(db)
+        assert await store.begin("key_1", "unwritten", fingerprint(b"{}"), request_id="req_1") is None
+        with db.engine.begin() as connection:  # the store loses its table under it
+            connection.exec_driver_sql("DROP TABLE idempotency_records")
+        with pytest.raises(OperationalError):
+            await store.complete("key_1", "unwritten", RESPONSE)
+        # Charged, not recorded: this process refuses the key rather than run it again.
+        with pytest.raises(GatewayError) as unavailable:
+            await store.begin("key_1", "unwritten", fingerprint(b"{}"))
         assert status_of(unavailable) == (409, "idempotency_replay_unavailable")
 
     asyncio.run(scenario())
