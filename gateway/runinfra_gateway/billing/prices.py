@@ -130,15 +130,16 @@ class Prices:
 
     def charge_microcents(self, operation: str, usage: Usage) -> int:
         """The exact charge for ``usage``, rounded up to a whole micro-cent once per request."""
-        _check_operation(operation)
-        counts = (usage.input_tokens, usage.output_tokens, usage.images, usage.characters)
-        if any(count < 0 for count in counts) or not usage.audio_seconds >= 0:
+        if operation not in _ESTIMATORS:
+            raise ValueError(f"unknown operation {operation!r}")
+        if usage.input_tokens < 0 or usage.output_tokens < 0 or usage.images < 0 or usage.characters < 0:
             raise ValueError(f"usage must not be negative: {usage!r}")
-        if not math.isfinite(usage.audio_seconds):
-            raise ValueError(f"usage.audio_seconds must be finite: {usage!r}")
+        seconds = usage.audio_seconds
+        if not 0 <= seconds < math.inf:  # also refuses NaN
+            raise ValueError(f"usage.audio_seconds must be a finite number >= 0: {usage!r}")
         # Audio is counted in whole milliseconds (rounded up) so the sum stays integer;
         # round() first strips float noise such as 0.3 * 1000 == 300.00000000000006.
-        audio_ms = math.ceil(round(usage.audio_seconds * 1000, 3))
+        audio_ms = math.ceil(round(seconds * 1000, 3)) if seconds else 0
         per_1k_units = (
             usage.input_tokens * self.input_per_1k_tokens
             + usage.output_tokens * self.output_per_1k_tokens
@@ -173,16 +174,25 @@ def estimate_usage(operation: str, body: Mapping[str, Any]) -> Usage:
 def _text_bytes(value: object, depth: int = 0) -> int:
     """UTF-8 bytes of every string (and one per integer token id) nested in ``value``."""
     if isinstance(value, str):
-        return len(value.encode("utf-8", "surrogatepass"))
+        return len(value) if value.isascii() else len(value.encode("utf-8", "surrogatepass"))
     if depth > 32:
         return 0
-    if isinstance(value, Mapping):
-        return sum(_text_bytes(item, depth + 1) for item in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(_text_bytes(item, depth + 1) for item in value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return 1  # a pre-tokenized input: one token per id
-    return 0
+    items: Iterable[object]
+    # Concrete types first: parsed JSON is dicts and lists, and the Mapping ABC check costs microseconds.
+    if isinstance(value, dict):
+        items = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    elif isinstance(value, int):
+        return 0 if isinstance(value, bool) else 1  # a pre-tokenized input: one token per id
+    elif isinstance(value, Mapping):
+        items = value.values()
+    else:
+        return 0
+    total = 0
+    for item in items:
+        total += _text_bytes(item, depth + 1)
+    return total
 
 
 def _count(items: object) -> int:
@@ -200,7 +210,9 @@ def _positive_int(body: Mapping[str, Any], names: Iterable[str], default: int) -
 def _estimate_chat(body: Mapping[str, Any]) -> Usage:
     messages = body.get("messages", ())
     input_tokens = _text_bytes(messages) + _TOKENS_PER_MESSAGE * _count(messages) + _TOKENS_PER_REQUEST
-    input_tokens += _text_bytes(body.get("tools", ())) + _text_bytes(body.get("response_format", ()))
+    for extra in ("tools", "response_format"):  # schemas the template also renders into the prompt
+        if extra in body:
+            input_tokens += _text_bytes(body[extra])
     choices = _positive_int(body, ("n",), 1)
     output = _positive_int(body, ("max_completion_tokens", "max_tokens"), DEFAULT_OUTPUT_TOKEN_CAP)
     return Usage(input_tokens=input_tokens, output_tokens=output * choices)

@@ -91,8 +91,9 @@ def test_unknown_operation_and_negative_usage_are_refused() -> None:
         CHAT.estimate_microcents("voice", {})
     with pytest.raises(ValueError, match="negative"):
         CHAT.charge_microcents("chat.completions", Usage(input_tokens=-1))
-    with pytest.raises(ValueError, match="negative"):
-        CHAT.charge_microcents("chat.completions", Usage(audio_seconds=float("nan")))
+    for seconds in (float("nan"), float("inf"), -0.5):
+        with pytest.raises(ValueError, match="audio_seconds"):
+            CHAT.charge_microcents("audio.transcriptions", Usage(audio_seconds=seconds))
 
 
 def test_chat_estimate_bounds_the_real_usage() -> None:
