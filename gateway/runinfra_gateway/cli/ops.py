@@ -195,12 +195,15 @@ def progress(message: str) -> Iterator[None]:
 
     ticker = threading.Thread(target=tick, daemon=True)
     ticker.start()
+    outcome = "failed after"
     try:
         yield
+        outcome = "done in"
     finally:
         stop.set()
         ticker.join()
-        sys.stderr.write(f"{' ' if not tty else chr(13) + message + '… '}done in {time.monotonic() - started:.1f}s\n")
+        lead = f"\r{message}… " if tty else " "
+        sys.stderr.write(f"{lead}{outcome} {time.monotonic() - started:.1f}s\n")
         sys.stderr.flush()
 
 
