@@ -41,10 +41,10 @@ def test_every_command_has_help_with_its_exit_codes() -> None:
     assert top.returncode == 0
     for command in ("deployments", "models", "chat", "speak", "transcribe", "doctor"):
         assert command in top.stdout
-    for command in (["deployments", "list"], ["deployments", "verify"], ["models"], ["chat"], ["speak"],
-                    ["transcribe"], ["doctor"]):
-        done = runinfra(*command, "--help")
-        assert done.returncode == 0, command
+    for words in (["deployments", "list"], ["deployments", "verify"], ["models"], ["chat"], ["speak"],
+                  ["transcribe"], ["doctor"]):
+        done = runinfra(*words, "--help")
+        assert done.returncode == 0, words
         assert "exit codes: 0 success" in " ".join(done.stdout.split())
 
 
