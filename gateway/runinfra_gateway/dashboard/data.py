@@ -259,11 +259,12 @@ def _price_lines(table: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def _failing_probe(probes: Any) -> str | None:
-    for probe in probes or ():
-        if isinstance(probe, Mapping) and probe.get("ok") is False:
-            return str(probe.get("operation") or "") or None
-    return None
+def _failed_probes(probes: Any) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (str(probe.get("operation") or ""), str(probe.get("message") or "failed"))
+        for probe in probes or ()
+        if isinstance(probe, Mapping) and probe.get("ok") is False
+    )
 
 
 _Series = tuple[list[float], list[float], int, float | None]
@@ -315,7 +316,7 @@ async def list_deployments(state: GatewayState, workspace_id: str | None) -> lis
                 backend=runtime.config.backend,
                 status=runtime.status,
                 last_error=runtime.last_error,
-                failing_probe=_failing_probe(runtime.probes),
+                failed_probes=_failed_probes(runtime.probes),
                 declared_operations=tuple(runtime.declared_operations),
                 verified_operations=tuple(runtime.operations),
                 voices=tuple(runtime.voices),

@@ -38,7 +38,7 @@ class DeploymentView:
     backend: str
     status: str  # pending | verifying | active | failed
     last_error: str | None
-    failing_probe: str | None
+    failed_probes: tuple[tuple[str, str], ...]  # (operation, the probe's message)
     declared_operations: tuple[str, ...]
     verified_operations: tuple[str, ...]
     voices: tuple[str, ...]

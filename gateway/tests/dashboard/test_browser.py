@@ -105,7 +105,9 @@ def test_deploy_view_lists_exactly_the_verified_operations_and_its_snippets_run(
     page.goto(f"{gateway.dashboard}/deployments")
     failed = page.locator('[data-deployment="broken-llm"]')
     assert failed.locator("[data-testid=status]").inner_text() == "failed"
-    assert failed.locator("[data-testid=failure]").inner_text().strip()  # the failing probe's message
+    failure = failed.locator("[data-testid=failure]").inner_text()
+    assert "chat.completions probe:" in failure  # the failing probe, with its own message
+    assert "connection refused" in failure.lower()
     assert failed.locator("a", has_text="Deploy").count() == 0
     active = page.locator('[data-deployment="smollm2"]')
     assert active.locator("[data-testid=status]").inner_text() == "verified · active"
