@@ -488,7 +488,7 @@ def report(targets: list[Target], concurrencies: list[int], notes: list[str], ar
             parts.append(f"streams/s {ratio_s:.1f}x")
         if parts:
             print(f"  c={c}: " + ", ".join(parts))
-    if gateway and by_name.get("direct"):
+    if gateway and by_name.get("direct") and gateway.results:
         checks = []
         direct = by_name["direct"]
         if 1 in concurrencies:

@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 import aiohttp
 import orjson
 
+from runinfra_gateway.backends._read_chunks import read_chunk
 from runinfra_gateway.backends._replicas import Replica, ReplicaSet
 from runinfra_gateway.backends._sse_reader import SSEOverflow, SSEReader
 from runinfra_gateway.backends._upstream_config import UpstreamConfig
@@ -125,17 +126,33 @@ class UpstreamBackend:
             last: dict[str, Any] = {}
             done = False
             async for piece in response.content.iter_any():
-                for payload in reader.feed(piece):
+                payloads = reader.feed(piece)
+                if not payloads:
+                    continue
+                # Parse the whole read before yielding any of it: the chunks go out together (see _read_chunks),
+                # and a malformed frame still lets every good chunk before it through.
+                parsed: list[tuple[bytes, dict[str, Any]]] = []
+                failure: GatewayError | None = None
+                for payload in payloads:
                     if payload == b"[DONE]":
                         done = True
                         break
-                    chunk = self._parse_chunk(payload)
-                    data = chunk.data
-                    last = data
+                    try:
+                        data = self._parse_event(payload)
+                    except GatewayError as exc:
+                        failure = exc
+                        break
+                    parsed.append((payload, data))
                     if isinstance(data.get("usage"), dict):
                         usage_seen = True
                     content_deltas += _content_deltas(data)
-                    yield chunk
+                if parsed:
+                    last = parsed[-1][1]
+                    final = len(parsed) - 1
+                    for index, (payload, data) in enumerate(parsed):
+                        yield read_chunk(payload, data, more_ready=index < final)
+                if failure is not None:
+                    raise failure
                 if done:
                     break
             else:
@@ -352,7 +369,8 @@ class UpstreamBackend:
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered with malformed JSON.")
         return value
 
-    def _parse_chunk(self, payload: bytes) -> ChatChunk:
+    def _parse_event(self, payload: bytes) -> dict[str, Any]:
+        """One stream event's JSON object; a malformed frame or an error event is a deployment error."""
         try:
             data = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -362,10 +380,7 @@ class UpstreamBackend:
         if "error" in data and "choices" not in data:
             message, _, _ = upstream_message(payload, secret=self._secret)
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} failed mid-stream: {message}")
-        chunk = ChatChunk(payload)
-        # Seed ChatChunk.data's cache (a cached_property stores into __dict__) so nothing parses twice.
-        chunk.__dict__["data"] = data
-        return chunk
+        return data
 
     # -- health and verification --------------------------------------------------------------
 

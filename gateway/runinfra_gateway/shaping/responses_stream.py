@@ -42,6 +42,7 @@ class ResponsesStreamAdapter:
         self.content_chunks = 0
         #: The final response object, set by :meth:`finish`.
         self.response: dict[str, Any] | None = None
+        self._unsent: list[bytes] = []
 
     def _event(self, type: str, fields: dict[str, Any]) -> bytes:
         payload = {"type": type, "sequence_number": self._sequence, **fields}
@@ -78,7 +79,22 @@ class ResponsesStreamAdapter:
         ))
 
     def feed(self, chunk: ChatChunk) -> bytes:
-        """Delta events for one chat chunk (empty bytes for a chunk without text)."""
+        """Delta events for one chat chunk (empty bytes for a chunk without text).
+
+        As with :class:`~runinfra_gateway.shaping.ChatStreamShaper`, the events of a chunk flagged
+        ``more_ready`` are sent with the last chunk of its network read.
+        """
+        out = self._events_for(chunk)
+        if getattr(chunk, "more_ready", False):
+            self._unsent.append(out)
+            return b""
+        if self._unsent:
+            self._unsent.append(out)
+            out = b"".join(self._unsent)
+            self._unsent.clear()
+        return out
+
+    def _events_for(self, chunk: ChatChunk) -> bytes:
         data = chunk.data
         if isinstance(data.get("usage"), dict):
             self.usage = data["usage"]
@@ -115,6 +131,8 @@ class ResponsesStreamAdapter:
 
     def finish(self) -> bytes:
         """The closing events, ending with ``response.completed`` carrying the final response."""
+        unsent = b"".join(self._unsent)
+        self._unsent.clear()
         text = "".join(self._texts)
         message = output_message(text, status="completed", message_id=self._item_id)
         part = message["content"][0]
@@ -128,6 +146,7 @@ class ResponsesStreamAdapter:
         self.response = self._snapshot(status, output, self.usage or {})
         where = {"item_id": self._item_id, "output_index": 0, "content_index": 0}
         events = [
+            unsent,
             self._event("response.output_text.done", {**where, "text": text, "logprobs": []}),
             self._event("response.content_part.done", {**where, "part": part}),
             self._event("response.output_item.done", {"output_index": 0, "item": message}),

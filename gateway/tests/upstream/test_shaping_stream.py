@@ -111,3 +111,39 @@ def test_finish_reason_appears_exactly_once_and_last(contents: list[str | None],
 def test_is_usage_chunk() -> None:
     assert is_usage_chunk(USAGE_CHUNK)
     assert not is_usage_chunk(chunk("a"))
+
+
+def test_chunks_of_one_network_read_are_sent_together() -> None:
+    from runinfra_gateway.backends._read_chunks import read_chunk
+
+    def read(content: str, more_ready: bool) -> ChatChunk:
+        plain = chunk(content)
+        return read_chunk(plain.payload, plain.data, more_ready=more_ready)
+
+    shaper = ChatStreamShaper(include_usage=False)
+    assert shaper.feed(read("a", True)) == b""
+    assert shaper.feed(read("b", True)) == b""
+    sent = shaper.feed(read("c", False))
+    assert [e["choices"][0]["delta"]["content"] for e in events(sent)] == ["a", "b", "c"]
+    assert shaper.content_chunks == 3
+    assert shaper.feed(read("d", True)) == b""
+    assert [e if e == "[DONE]" else e["choices"][0]["delta"]["content"] for e in events(shaper.finish())] == [
+        "d", "[DONE]"]
+
+
+def test_responses_events_of_one_network_read_are_sent_together() -> None:
+    from runinfra_gateway.backends._read_chunks import read_chunk
+    from runinfra_gateway.shaping import ResponsesStreamAdapter
+
+    adapter = ResponsesStreamAdapter({"model": "m", "input": "x"})
+    adapter.start()
+    first = chunk("He")
+    assert adapter.feed(read_chunk(first.payload, first.data, more_ready=True)) == b""
+    second = chunk("llo")
+    sent = adapter.feed(read_chunk(second.payload, second.data, more_ready=False))
+    assert sent.count(b"event: response.output_text.delta") == 2
+    third = chunk("!")
+    assert adapter.feed(read_chunk(third.payload, third.data, more_ready=True)) == b""
+    closing = adapter.finish()
+    assert closing.startswith(b"event: response.output_text.delta")
+    assert b'"output_text":"Hello!"' in closing

@@ -101,6 +101,7 @@ async def test_request_rewrites_model_asks_for_usage_and_sends_the_key(start_ser
     assert stream[0]["stream_options"] == {"include_usage": True}
     assert non_stream[1] == stream[1] == "Bearer sk-upstream-secret"
     assert [c.payload for c in chunks] == [frame(0)[6:-2], frame(1, "stop")[6:-2], USAGE_FRAME[6:-2]]
+    assert getattr(chunks[-1], "more_ready", None) is False  # the last chunk of the stream ends its read
     assert "sk-upstream-secret" not in repr(b)
 
 
@@ -176,6 +177,7 @@ async def test_a_bad_stream_is_a_deployment_error_after_the_good_chunks(start_se
     assert caught.value.status == 502
     assert caught.value.type == "deployment_error"
     assert [c.data["choices"][0]["delta"]["content"] for c in got] == ["t0"]
+    assert getattr(got[0], "more_ready", None) is False  # a shaper sends it before the error
     assert b.replicas[0].in_flight == 0
 
 

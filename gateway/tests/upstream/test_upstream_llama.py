@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -94,27 +93,17 @@ async def test_verify_probes_chat_and_responses(engine: UpstreamBackend) -> None
 
 
 async def test_closing_the_stream_stops_the_engine(engine: UpstreamBackend) -> None:
-    # Generating 1,000 tokens takes this engine tens of seconds; llama.cpp's server serves one request
-    # at a time, so the next answer comes quickly only if the abandoned generation really stopped.
+    # End-of-text is banned, so the engine would generate all 1,000 tokens (tens of seconds here);
+    # llama.cpp's server runs one generation at a time, so the next answer comes quickly only if the
+    # abandoned generation really stopped when the gateway closed the connection.
+    # (A non-stream generation cannot be stopped inside llama-cpp-python's server: it runs to the end in
+    # a thread. That the gateway drops the connection of a cancelled call is tested in test_upstream_faults.)
     long = {"model": "smollm2", "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
-            "max_tokens": 1000, "temperature": 1.0}
+            "max_tokens": 1000, "temperature": 0.8, "logit_bias": {"0": -100, "1": -100, "2": -100}}
     stream = engine.chat_stream(long)
     for _ in range(3):
         await stream.__anext__()
     await stream.aclose()  # type: ignore[attr-defined]
-    started = time.perf_counter()
-    await engine.chat({**HELLO, "max_tokens": 1})
-    assert time.perf_counter() - started < 8
-
-
-async def test_cancelled_call_stops_the_engine(engine: UpstreamBackend) -> None:
-    long = {"model": "smollm2", "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
-            "max_tokens": 1000, "temperature": 1.0}
-    task = asyncio.create_task(engine.chat(long))
-    await asyncio.sleep(0.5)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
     started = time.perf_counter()
     await engine.chat({**HELLO, "max_tokens": 1})
     assert time.perf_counter() - started < 8
