@@ -8,6 +8,10 @@ whole minute's limit is admitted once the bucket is full and drives it negative
 (the debt is paid back before the next one), rather than being refused forever.
 ``Retry-After`` is the exact time until the refill covers the shortfall, rounded up
 to whole seconds.
+
+With ``redis_url`` the buckets of several replicas are shared through Redis
+(:mod:`runinfra_gateway.limits.redis_sync`): admission stays in memory and the
+replicas converge within one sync interval.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 from collections.abc import Callable
 
 from runinfra_gateway import errors
+from runinfra_gateway.limits.redis_sync import RedisBucketSync
 
 __all__ = ["RateLimiter"]
 
@@ -47,12 +52,31 @@ class _Bucket:
 class RateLimiter:
     """Admit or refuse (429 with Retry-After) a key's request against its per-minute limits."""
 
-    def __init__(self, *, redis_url: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
-        if redis_url is not None:
-            raise ValueError("redis_url: the Redis rate-limit backend is not built; leave it unset")
+    def __init__(
+        self,
+        *,
+        redis_url: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        redis_sync_interval_seconds: float = 0.05,
+    ) -> None:
         self._clock = clock
         self._requests: dict[str, _Bucket] = {}
         self._tokens: dict[str, _Bucket] = {}
+        self._shared: RedisBucketSync | None = None
+        if redis_url is not None:
+            if clock is not time.monotonic:
+                raise ValueError("redis_url: shared limits run on the monotonic clock")
+            if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+                # The URL may carry a password: never echo it.
+                raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+            self._shared = RedisBucketSync(
+                redis_url, {"requests": self._requests, "tokens": self._tokens}, interval=redis_sync_interval_seconds
+            )
+
+    async def close(self) -> None:
+        """Report the last consumption to Redis and close the connection (no-op without Redis)."""
+        if self._shared is not None:
+            await self._shared.close()
 
     def admit(
         self,
@@ -83,6 +107,11 @@ class RateLimiter:
             requests.level -= 1
         if tokens is not None:
             tokens.level -= estimated_tokens
+        if self._shared is not None:
+            if requests is not None:
+                self._shared.took("requests", key_id, 1)
+            if tokens is not None:
+                self._shared.took("tokens", key_id, estimated_tokens)
 
     def record_tokens(self, key_id: str, *, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token bucket once the call reports its real usage (refund or extra debit)."""
@@ -90,6 +119,8 @@ class RateLimiter:
         if bucket is None:
             return
         bucket.level = min(float(bucket.capacity), bucket.level + estimated_tokens - actual_tokens)
+        if self._shared is not None:
+            self._shared.took("tokens", key_id, actual_tokens - estimated_tokens)
 
     def _bucket(self, buckets: dict[str, _Bucket], key_id: str, limit: int | None, now: float) -> _Bucket | None:
         if limit is None:

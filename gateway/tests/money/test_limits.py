@@ -109,7 +109,7 @@ def test_unlimited_zero_limits_and_limit_changes() -> None:
     with pytest.raises(ValueError, match="estimated_tokens"):
         limiter.admit("key_1", requests_per_minute=None, tokens_per_minute=None, estimated_tokens=-1)
     with pytest.raises(ValueError, match="redis_url"):
-        RateLimiter(redis_url="redis://127.0.0.1:6379/0")
+        RateLimiter(redis_url="redis://127.0.0.1:6379/0", clock=clock)  # shared limits need the real clock
 
 
 def test_retry_after_is_accurate_on_the_real_clock() -> None:

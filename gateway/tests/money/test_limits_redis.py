@@ -1,0 +1,88 @@
+"""Rate limits shared by several replicas through a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from runinfra_gateway.errors import GatewayError
+from runinfra_gateway.limits import RateLimiter
+
+from .redis_server import free_port, redis_server
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with redis_server() as url:
+        yield url
+
+
+def admit(limiter: RateLimiter, key: str, *, rpm: int | None = None, tpm: int | None = None, tokens: int = 0) -> None:
+    limiter.admit(key, requests_per_minute=rpm, tokens_per_minute=tpm, estimated_tokens=tokens)
+
+
+def test_two_replicas_share_one_requests_per_minute_limit(redis_url: str) -> None:
+    async def scenario() -> tuple[int, str]:
+        first = RateLimiter(redis_url=redis_url, redis_sync_interval_seconds=0.02)
+        second = RateLimiter(redis_url=redis_url, redis_sync_interval_seconds=0.02)
+        for _ in range(4):
+            admit(first, "key_shared", rpm=6)
+        admit(second, "key_shared", rpm=6)
+        await asyncio.sleep(0.2)  # a few sync intervals
+        admit(second, "key_shared", rpm=6)  # 6 of 6 used between the two replicas
+        await asyncio.sleep(0.2)
+        refusals = 0
+        retry_after = ""
+        for limiter in (first, second):
+            try:
+                admit(limiter, "key_shared", rpm=6)
+            except GatewayError as error:
+                refusals += 1
+                retry_after = error.headers["retry-after"]
+        await first.close()
+        await second.close()
+        return refusals, retry_after
+
+    refusals, retry_after = asyncio.run(scenario())
+    assert refusals == 2, "each replica sees what the other took"
+    assert 1 <= int(retry_after) <= 10  # a request refills every 10 s; some has refilled meanwhile
+
+
+def test_token_corrections_are_shared_too(redis_url: str) -> None:
+    async def scenario() -> None:
+        first = RateLimiter(redis_url=redis_url, redis_sync_interval_seconds=0.02)
+        second = RateLimiter(redis_url=redis_url, redis_sync_interval_seconds=0.02)
+        admit(first, "key_tokens", tpm=600, tokens=600)
+        admit(second, "key_tokens", tpm=600, tokens=0)  # starts syncing this key on the second replica
+        await asyncio.sleep(0.2)
+        with pytest.raises(GatewayError) as refused:
+            admit(second, "key_tokens", tpm=600, tokens=300)
+        assert int(refused.value.headers["retry-after"]) in range(29, 31)
+        first.record_tokens("key_tokens", estimated_tokens=600, actual_tokens=100)  # 500 come back
+        await asyncio.sleep(0.2)
+        admit(second, "key_tokens", tpm=600, tokens=300)
+        await first.close()
+        await second.close()
+
+    asyncio.run(scenario())
+
+
+def test_unreachable_redis_falls_back_to_local_limits() -> None:
+    async def scenario() -> None:
+        limiter = RateLimiter(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_sync_interval_seconds=0.01)
+        for _ in range(3):
+            admit(limiter, "key_alone", rpm=3)
+        await asyncio.sleep(0.1)  # sync attempts fail; nothing raises into the request path
+        with pytest.raises(GatewayError) as refused:
+            admit(limiter, "key_alone", rpm=3)
+        assert refused.value.headers["retry-after"] == "20"
+        await limiter.close()
+
+    asyncio.run(scenario())
+
+
+def test_bad_redis_urls_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match="redis_url") as bad:
+        RateLimiter(redis_url="http://:s3cret@127.0.0.1:6379")
+    assert "s3cret" not in str(bad.value)
