@@ -8,7 +8,10 @@ shared level on Redis's clock, subtracts what every replica reported, and return
 it. The replica then sets its local level to the shared one (less what it took
 since the report). Replicas therefore agree within one interval: the shared limit
 can be overrun by at most what the other replicas admit in that interval, and
-``Retry-After`` is computed from the shared level once it is known.
+``Retry-After`` is computed from the shared level once it is known. A replica that
+has not seen a key for two minutes starts it from a full local bucket and learns
+the shared level at its next sync, so its first interval's admissions can overrun
+too.
 
 If Redis is unreachable, each replica keeps limiting on its own buckets and
 retries; nothing it took is forgotten.
