@@ -244,3 +244,25 @@ def test_journal_segments_rotate_and_are_deleted_once_written(db: Database, tmp_
     assert segments_after_flush == 1  # sealed segments go once SQL has them; only the active one is left
     assert assert_ledger_consistent(db) == {"ws_a": 100_000_000 - 200 * 10}
     assert len(charges_by_request(db)) == 200
+
+
+def test_a_failing_database_loses_nothing_and_the_writer_catches_up(db: Database, tmp_path: Path) -> None:
+    async def scenario() -> None:
+        ledger = make_ledger(db, tmp_path, flush_interval_seconds=0.01)
+        await ledger.start()
+        await ledger.open_account("ws_a", 1)
+        await ledger.flush()
+        with db.engine.begin() as connection:  # the ledger table goes away under the writer
+            connection.exec_driver_sql("ALTER TABLE credit_ledger RENAME TO credit_ledger_away")
+        for number in range(20):
+            hold = await ledger.hold("ws_a", 100, request_id=f"req_{number}")
+            await settle(ledger, hold, Usage(input_tokens=5))
+        await asyncio.sleep(0.3)  # the writer fails and backs off; requests were not affected
+        assert ledger.balance("ws_a").balance_microcents == 1_000_000 - 20 * 50
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE credit_ledger_away RENAME TO credit_ledger")
+        await ledger.close()  # the retried batch, then the rest
+
+    asyncio.run(scenario())
+    assert assert_ledger_consistent(db) == {"ws_a": 1_000_000 - 20 * 50}
+    assert charges_by_request(db) == {f"req_{number}": [50] for number in range(20)}
