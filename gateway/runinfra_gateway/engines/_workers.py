@@ -38,6 +38,8 @@ class _Job:
     run: Callable[[Any], None]
     fail: Callable[[BaseException], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # True once nobody waits for the result (checked by the worker before it starts the job).
+    abandoned: Callable[[], bool] = lambda: False
 
 
 def _deliver(loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any) -> None:
@@ -164,7 +166,7 @@ class WorkerPool(Generic[M]):
             else:
                 _deliver(loop, _set_result, future, value)
 
-        job = _Job(run, lambda exc: _deliver(loop, _set_exception, future, exc))
+        job = _Job(run, lambda exc: _deliver(loop, _set_exception, future, exc), abandoned=future.cancelled)
         self._submit(job)
         try:
             return await future
@@ -231,7 +233,7 @@ class WorkerPool(Generic[M]):
             job = self._queue.get()
             if job is None:
                 return
-            if job.cancelled.is_set():
+            if job.cancelled.is_set() or job.abandoned():
                 continue
             job.run(model)
 

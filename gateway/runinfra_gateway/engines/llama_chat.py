@@ -162,6 +162,9 @@ class LlamaChatEngine:
         self._threads = options.threads()
         self._model_path = options.path("model_path")
         self._sha256 = options.text("sha256")
+        #: Running totals (read by metrics and tests): tokens generated, generations stopped by their client.
+        self.counters = {"generated_tokens": 0, "cancelled": 0, "cancelled_tokens": 0}
+        self._counters_lock = threading.Lock()
         self.pool: WorkerPool[Any] = WorkerPool(
             deployment_id,
             self._load,
@@ -329,6 +332,11 @@ class LlamaChatEngine:
                 break
             if produced >= limit:
                 break
+        with self._counters_lock:
+            self.counters["generated_tokens"] += produced
+            if finish == "cancelled":
+                self.counters["cancelled"] += 1
+                self.counters["cancelled_tokens"] += produced
         if finish != "cancelled" and not scanner.stopped:
             tail = scanner.feed(decoder.decode(b"", final=True)) + scanner.flush()
             if tail:

@@ -28,6 +28,7 @@ __all__ = [
     "PinnedWeights",
     "WeightsMismatch",
     "check_file",
+    "check_pin",
     "data_dir",
     "pinned_root",
 ]
@@ -130,7 +131,11 @@ def _module_dir(module: str) -> Path:
 
 def pinned_root(name: str, *, cache_dir: Path | None = None) -> Path:
     """The directory of one pinned weights package, after checking its version and every file's sha256."""
-    pin = PINNED[name]
+    return check_pin(PINNED[name], cache_dir=cache_dir)
+
+
+def check_pin(pin: PinnedWeights, *, cache_dir: Path | None = None) -> Path:
+    """Check one weights package's installed version and files; return its directory."""
     try:
         installed = importlib.metadata.version(pin.distribution)
     except importlib.metadata.PackageNotFoundError:

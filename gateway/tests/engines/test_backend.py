@@ -1,0 +1,190 @@
+"""The embedded backend seam: describe, verification, unsupported operations, the default config, back-pressure."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runinfra_gateway.backends.embedded import ENGINES, EmbeddedBackend, create_embedded_backend, describe
+from runinfra_gateway.engines import default_config
+from runinfra_gateway.engines._workers import WorkerPool
+from runinfra_gateway.errors import GatewayError
+
+from .conftest import Engines, Loop
+from .helpers import expect_error
+
+
+def test_describe_lists_operations_params_and_voices() -> None:
+    chat = describe({"engine": "llama_cpp"})
+    assert chat.operations == ("chat.completions", "responses")
+    assert {"stop", "max_tokens", "temperature", "top_p", "presence_penalty", "frequency_penalty"} <= set(
+        chat.params["chat.completions"]
+    )
+    assert "tools" not in chat.params["chat.completions"]
+    only_chat = describe({"engine": "llama_cpp", "operations": ["chat.completions"]})
+    assert only_chat.operations == ("chat.completions",)
+    assert "dimensions" in describe({"engine": "onnx_embeddings"}).params["embeddings"]
+    assert describe({"engine": "piper", "voice": "joe"}).voices == ("joe",)
+    images = describe({"engine": "digits_diffusion"}).params["images.generate"]
+    assert {"n", "size", "response_format"} <= set(images)
+    assert "quality" not in images
+
+
+def test_describe_refuses_what_an_engine_cannot_do() -> None:
+    with pytest.raises(ValueError, match="engine must be one of"):
+        describe({"engine": "stable_diffusion"})
+    with pytest.raises(ValueError, match="cannot serve"):
+        describe({"engine": "piper", "operations": ["chat.completions"]})
+    with pytest.raises(ValueError, match="'workers' must be an integer"):
+        create_embedded_backend("bad", {"engine": "flite", "workers": 0})
+    with pytest.raises(ValueError, match="'threads' must be an integer"):
+        create_embedded_backend("bad", {"engine": "llama_cpp", "threads": "many"})
+
+
+def test_an_operation_the_deployment_lacks_is_a_typed_400(loop: Loop, flite: EmbeddedBackend) -> None:
+    error = expect_error(loop.run, flite.chat({"messages": [{"role": "user", "content": "hi"}]}))
+    assert (error.status, error.code) == (400, "unsupported_operation")
+    error = expect_error(loop.run, flite.embeddings({"input": "hi"}))
+    assert error.code == "unsupported_operation"
+
+
+def test_a_broken_engine_fails_verification_with_the_reason(loop: Loop, tmp_path: Path) -> None:
+    cases = [
+        {"engine": "llama_cpp", "model_path": str(tmp_path / "missing.gguf")},
+        {"engine": "onnx_embeddings", "model_dir": str(tmp_path)},
+        {"engine": "flite", "binary": "no-such-flite-binary"},
+        {"engine": "whisper", "model_dir": str(tmp_path)},
+    ]
+    for table in cases:
+        backend = create_embedded_backend("broken", {**table, "data_dir": str(tmp_path)})
+        try:
+            results = loop.run(backend.verify(list(backend.info.operations)))
+        finally:
+            loop.run(backend.aclose())
+        assert results, table
+        assert not any(r.ok for r in results), table
+        assert all("failed to load" in r.message for r in results), [r.message for r in results]
+        error = expect_error(loop.run, _any_call(backend))
+        assert (error.status, error.type) == (503, "deployment_error")
+
+
+async def _any_call(backend: EmbeddedBackend) -> Any:
+    operation = backend.info.operations[0]
+    if operation == "chat.completions":
+        return await backend.chat({"messages": [{"role": "user", "content": "hi"}]})
+    if operation == "embeddings":
+        return await backend.embeddings({"input": "hi"})
+    if operation == "audio.speech":
+        return await backend.speech({"input": "hi"})
+    from .helpers import upload
+
+    return await backend.transcribe(upload(b"RIFF...."))
+
+
+def test_verification_reports_each_probe(loop: Loop, engines: Engines) -> None:
+    backend = engines.get("flite")
+    results = loop.run(backend.verify(["audio.speech", "embeddings"]))
+    by_op = {r.operation: r for r in results}
+    assert by_op["audio.speech"].ok
+    assert by_op["audio.speech"].details["wer"] <= 0.5
+    assert not by_op["embeddings"].ok
+
+
+def test_the_default_config_serves_every_modality_and_a_voice_pipeline() -> None:
+    from runinfra_gateway.settings import settings_from_mapping
+
+    document = default_config()
+    settings = settings_from_mapping(document)
+    ids = {d.id for d in settings.deployments}
+    assert {"smollm2-135m-instruct", "minilm-l6-v2", "piper-joe", "flite", "whisper-tiny-en",
+            "pocketsphinx-en", "digits-diffusion"} == ids
+    engines = {d.table["engine"] for d in settings.deployments}
+    assert engines == set(ENGINES)
+    operations = {op for d in settings.deployments for op in d.operations}
+    assert operations == {"chat.completions", "responses", "embeddings", "images.generate", "audio.speech",
+                          "audio.transcriptions"}
+    (pipeline,) = settings.pipelines
+    assert pipeline.id == "voice"
+    assert set(pipeline.deployments.values()) <= ids
+    for deployment in settings.deployments:
+        describe(deployment.table)
+    document["deployments"][0]["prices"]["input_per_1k_tokens"] = 99
+    assert default_config()["deployments"][0]["prices"]["input_per_1k_tokens"] != 99
+
+
+def test_the_worker_pool_bounds_its_queue(loop: Loop) -> None:
+    release = threading.Event()
+    pool: WorkerPool[str] = WorkerPool("bounded", lambda: "model", workers=1, queue_size=2)
+
+    async def scenario() -> tuple[list[str], list[GatewayError]]:
+        running = asyncio.ensure_future(pool.run(lambda m: (release.wait(10), m)[1]))
+        await asyncio.sleep(0.1)  # the worker has taken the first job
+        queued = [asyncio.ensure_future(pool.run(lambda m: m + "!")) for _ in range(2)]
+        await asyncio.sleep(0)
+        refused = []
+        for _ in range(3):
+            try:
+                await pool.run(lambda m: m)
+            except GatewayError as exc:
+                refused.append(exc)
+        release.set()
+        return [await running, *[await q for q in queued]], refused
+
+    try:
+        done, refused = loop.run(scenario())
+        assert done == ["model", "model!", "model!"]
+        assert len(refused) == 3
+        assert all(e.status == 503 and e.headers["retry-after"] == "1" for e in refused)
+        assert loop.run(pool.run(lambda m: m.upper())) == "MODEL"
+    finally:
+        pool.close()
+
+
+def test_a_cancelled_waiter_leaves_no_work_behind(loop: Loop) -> None:
+    ran: list[int] = []
+    gate = threading.Event()
+    pool: WorkerPool[None] = WorkerPool("cancel", lambda: None, workers=1, queue_size=4)
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(pool.run(lambda _m: gate.wait(10)))
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(pool.run(lambda _m: ran.append(2)))
+        await asyncio.sleep(0.05)
+        second.cancel()
+        gate.set()
+        await first
+        await pool.run(lambda _m: ran.append(3))
+
+    try:
+        loop.run(scenario())
+        assert ran == [3]
+    finally:
+        pool.close()
+
+
+def test_engines_do_not_block_the_event_loop(loop: Loop, chat: EmbeddedBackend) -> None:
+    async def scenario() -> float:
+        ticks = 0
+        longest = 0.0
+
+        async def ticker() -> None:
+            nonlocal ticks, longest
+            last = time.perf_counter()
+            while True:
+                await asyncio.sleep(0.005)
+                now = time.perf_counter()
+                longest = max(longest, now - last)
+                last = now
+                ticks += 1
+
+        task = asyncio.ensure_future(ticker())
+        await chat.chat({"messages": [{"role": "user", "content": "Tell me about the sea."}], "max_tokens": 60})
+        task.cancel()
+        assert ticks > 5
+        return longest
+
+    assert loop.run(scenario()) < 0.5

@@ -1,0 +1,183 @@
+"""llama.cpp chat: answers, streaming, sampling parameters, limits, cancellation."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from runinfra_gateway.backends.base import ChatChunk
+from runinfra_gateway.backends.embedded import EmbeddedBackend
+
+from .conftest import Loop
+from .helpers import expect_error
+
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+
+
+async def _collect(backend: EmbeddedBackend, body: dict[str, Any]) -> list[ChatChunk]:
+    return [chunk async for chunk in backend.chat_stream(body)]
+
+
+def test_answers_a_factual_question_with_usage(loop: Loop, chat: EmbeddedBackend) -> None:
+    answer = loop.run(chat.chat({"messages": QUESTION, "temperature": 0, "max_tokens": 40}))
+    message = answer["choices"][0]["message"]
+    assert message["role"] == "assistant"
+    assert "paris" in message["content"].lower()
+    assert answer["object"] == "chat.completion"
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    usage = answer["usage"]
+    assert usage["prompt_tokens"] > 10
+    assert 1 <= usage["completion_tokens"] <= 40
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_stream_deltas_join_to_the_non_stream_text(loop: Loop, chat: EmbeddedBackend) -> None:
+    body = {"messages": QUESTION, "temperature": 0, "max_tokens": 40}
+    whole = loop.run(chat.chat(body))["choices"][0]["message"]["content"]
+    chunks = loop.run(_collect(chat, {**body, "stream_options": {"include_usage": True}}))
+    choice_chunks = [c.data for c in chunks if c.data["choices"]]
+    deltas = [c["choices"][0]["delta"].get("content", "") for c in choice_chunks]
+    assert len([d for d in deltas if d]) >= 3
+    assert "".join(deltas) == whole
+    assert choice_chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    finish = [c["choices"][0]["finish_reason"] for c in choice_chunks]
+    assert finish[-1] == "stop"
+    assert all(f is None for f in finish[:-1])
+    assert all(c["object"] == "chat.completion.chunk" for c in choice_chunks)
+    usage_chunk = chunks[-1].data
+    assert usage_chunk["choices"] == []
+    assert usage_chunk["usage"]["completion_tokens"] >= len([d for d in deltas if d])
+
+
+def test_stream_without_include_usage_has_no_usage_chunk(loop: Loop, chat: EmbeddedBackend) -> None:
+    chunks = loop.run(_collect(chat, {"messages": QUESTION, "temperature": 0, "max_tokens": 5}))
+    assert all(c.data["choices"] for c in chunks)
+    assert chunks[-1].data["choices"][0]["finish_reason"] == "length"
+
+
+def test_max_tokens_cuts_the_answer(loop: Loop, chat: EmbeddedBackend) -> None:
+    answer = loop.run(chat.chat({"messages": QUESTION, "temperature": 0, "max_tokens": 3}))
+    assert answer["usage"]["completion_tokens"] == 3
+    assert answer["choices"][0]["finish_reason"] == "length"
+
+
+def test_stop_string_ends_the_answer_before_it(loop: Loop, chat: EmbeddedBackend) -> None:
+    body = {"messages": QUESTION, "temperature": 0, "max_tokens": 40}
+    whole = loop.run(chat.chat(body))["choices"][0]["message"]["content"]
+    assert "Paris" in whole
+    cut = loop.run(chat.chat({**body, "stop": ["Paris"]}))
+    assert cut["choices"][0]["message"]["content"] == whole[: whole.index("Paris")]
+    assert cut["choices"][0]["finish_reason"] == "stop"
+    streamed = loop.run(_collect(chat, {**body, "stop": "Paris"}))
+    text = "".join(c.data["choices"][0]["delta"].get("content", "") for c in streamed if c.data["choices"])
+    assert text == whole[: whole.index("Paris")]
+
+
+def test_sampling_parameters_are_used_and_checked(loop: Loop, chat: EmbeddedBackend) -> None:
+    body = {
+        "messages": QUESTION,
+        "temperature": 1.2,
+        "top_p": 0.9,
+        "presence_penalty": 1.5,
+        "frequency_penalty": 1.5,
+        "max_tokens": 12,
+    }
+    answer = loop.run(chat.chat(body))
+    assert answer["usage"]["completion_tokens"] >= 1
+    for name, value in (("temperature", 3), ("top_p", -0.1), ("presence_penalty", 2.5), ("frequency_penalty", "x")):
+        error = expect_error(loop.run, chat.chat({**body, name: value}))
+        assert (error.status, error.param, error.code) == (400, name, "invalid_value")
+    error = expect_error(loop.run, chat.chat({**body, "n": 2}))
+    assert (error.status, error.param) == (400, "n")
+    error = expect_error(loop.run, chat.chat({**body, "stop": ["a", "b", "c", "d", "e"]}))
+    assert error.param == "stop"
+
+
+def test_bad_messages_are_400(loop: Loop, chat: EmbeddedBackend) -> None:
+    for messages in ([], "hi", [{"role": "wizard", "content": "x"}], [{"role": "user", "content": 5}],
+                     [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]):
+        error = expect_error(loop.run, chat.chat({"messages": messages}))
+        assert (error.status, error.param) == (400, "messages")
+
+
+def test_content_parts_are_read_as_text(loop: Loop, chat: EmbeddedBackend) -> None:
+    parts = [{"type": "text", "text": "What is the capital "}, {"type": "text", "text": "of France?"}]
+    body = {"messages": [QUESTION[0], {"role": "user", "content": parts}], "temperature": 0, "max_tokens": 40}
+    plain = loop.run(chat.chat({**body, "messages": QUESTION}))["choices"][0]["message"]["content"]
+    assert loop.run(chat.chat(body))["choices"][0]["message"]["content"] == plain
+
+
+def test_a_100k_token_prompt_is_a_clear_400_and_frees_the_slot(loop: Loop, chat: EmbeddedBackend) -> None:
+    huge = [{"role": "user", "content": "hello " * 100_000}]
+    error = expect_error(loop.run, chat.chat({"messages": huge}))
+    assert error.status == 400
+    assert error.code == "context_length_exceeded"
+    assert error.param == "messages"
+    assert "2048" in error.message
+    error = expect_error(loop.run, _collect(chat, {"messages": huge}))
+    assert error.code == "context_length_exceeded"
+    answer = loop.run(chat.chat({"messages": QUESTION, "max_tokens": 2}))
+    assert answer["usage"]["completion_tokens"] == 2
+
+
+def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat: EmbeddedBackend) -> None:
+    engine = chat.engine
+    before = dict(engine.counters)
+    body = {
+        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
+        "temperature": 1.0,
+        "max_tokens": 1500,
+    }
+
+    async def read_a_few_then_close() -> int:
+        stream = chat.chat_stream(body)
+        seen = 0
+        async for _chunk in stream:
+            seen += 1
+            if seen == 4:
+                break
+        await stream.aclose()  # type: ignore[attr-defined]
+        return seen
+
+    assert loop.run(read_a_few_then_close()) == 4
+    started = time.monotonic()
+    answer = loop.run(chat.chat({"messages": QUESTION, "max_tokens": 1}))
+    assert answer["usage"]["completion_tokens"] == 1
+    after = engine.counters
+    assert after["cancelled"] == before["cancelled"] + 1
+    stopped_after = after["cancelled_tokens"] - before["cancelled_tokens"]
+    assert 3 <= stopped_after < 1500, stopped_after
+    assert time.monotonic() - started < 120
+
+
+def test_a_full_queue_answers_503_with_retry_after(loop: Loop, engines: Any) -> None:
+    busy = engines.get("smollm2-busy", engine="llama_cpp", n_ctx=512, workers=1, queue_size=1)
+    long_body = {"messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": 400}
+
+    async def flood() -> tuple[int, list[Any]]:
+        import asyncio
+
+        first = busy.chat_stream(long_body)
+        await first.__anext__()  # the only worker is now generating
+        queued = asyncio.ensure_future(busy.chat({"messages": QUESTION, "max_tokens": 1}))
+        await asyncio.sleep(0.05)
+        refused = []
+        for _ in range(3):
+            try:
+                await busy.chat({"messages": QUESTION, "max_tokens": 1})
+            except Exception as exc:
+                refused.append(exc)
+        await first.aclose()  # type: ignore[attr-defined]
+        answer = await queued
+        return answer["usage"]["completion_tokens"], refused
+
+    tokens, refused = loop.run(flood())
+    assert tokens == 1
+    assert len(refused) == 3
+    for error in refused:
+        assert error.status == 503
+        assert error.type == "deployment_error"
+        assert int(error.headers["retry-after"]) >= 1

@@ -1,0 +1,110 @@
+"""The digits diffusion model: PNGs of the requested size that a classifier reads as the requested digit."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+from runinfra_gateway.backends.embedded import EmbeddedBackend
+from runinfra_gateway.engines.digits_diffusion import digit_in_prompt
+from runinfra_gateway.engines.png import decode_png, encode_png
+
+from .conftest import Loop
+from .helpers import expect_error
+
+
+@pytest.fixture(scope="module")
+def classifier() -> object:
+    from sklearn.datasets import load_digits
+    from sklearn.svm import SVC
+
+    digits = load_digits()
+    return SVC(gamma=0.001).fit(digits.data, digits.target)
+
+
+def _pngs(answer: dict[str, object]) -> list[np.ndarray]:
+    data = answer["data"]
+    assert isinstance(data, list)
+    return [decode_png(base64.b64decode(item["b64_json"])) for item in data]
+
+
+def _as_8x8(pixels: np.ndarray) -> np.ndarray:
+    """Back to the 8x8, 0-16 ink scale the classifier was trained on (block means of the centred square)."""
+    side = min(pixels.shape)
+    top, left = (pixels.shape[0] - side) // 2, (pixels.shape[1] - side) // 2
+    square = pixels[top : top + side, left : left + side].astype(np.float64)
+    block = side // 8
+    blocks = square[: block * 8, : block * 8].reshape(8, block, 8, block).mean(axis=(1, 3))
+    return (255.0 - blocks) / 255.0 * 16.0
+
+
+@pytest.mark.parametrize("size", ["256x256", "64x32", "1024x1024"])
+def test_pngs_have_the_requested_size(loop: Loop, digits: EmbeddedBackend, size: str) -> None:
+    answer = loop.run(digits.images({"prompt": "a handwritten 4", "n": 2, "size": size}))
+    width, height = (int(v) for v in size.split("x"))
+    images = _pngs(answer)
+    assert len(images) == 2
+    for pixels in images:
+        assert pixels.shape == (height, width)
+        assert int(pixels.max()) - int(pixels.min()) > 100
+    assert isinstance(answer["created"], int)
+
+
+def test_a_classifier_recognises_the_requested_digit(loop: Loop, digits: EmbeddedBackend, classifier: object) -> None:
+    prompts = {0: "zero", 1: "the number 1", 2: "a two", 3: "3", 4: "four", 5: "digit 5", 6: "six",
+               7: "a handwritten seven", 8: "8", 9: "Nine, please"}
+    correct = total = 0
+    for digit, prompt in prompts.items():
+        answer = loop.run(digits.images({"prompt": prompt, "n": 5, "size": "64x64"}))
+        samples = np.array([_as_8x8(p).reshape(-1) for p in _pngs(answer)])
+        predicted = classifier.predict(samples)  # type: ignore[attr-defined]
+        correct += int((predicted == digit).sum())
+        total += len(samples)
+        assert (predicted == digit).sum() >= 3, (digit, predicted)
+    assert correct / total >= 0.8
+
+
+def test_samples_differ_between_requests(loop: Loop, digits: EmbeddedBackend) -> None:
+    first = loop.run(digits.images({"prompt": "7", "size": "32x32"}))
+    second = loop.run(digits.images({"prompt": "7", "size": "32x32"}))
+    assert first["data"][0]["b64_json"] != second["data"][0]["b64_json"]  # type: ignore[index]
+
+
+def test_prompts_name_digits_as_numerals_or_words() -> None:
+    assert digit_in_prompt("Draw the digit seven") == 7
+    assert digit_in_prompt("a 3 in blue ink") == 3
+    assert digit_in_prompt("ZERO") == 0
+    assert digit_in_prompt("someone") is None  # 'one' inside a word does not count
+    assert digit_in_prompt("a cat") is None
+    assert digit_in_prompt("1024 cats") is None
+
+
+def test_bad_requests_name_their_field(loop: Loop, digits: EmbeddedBackend) -> None:
+    cases = [
+        ({"prompt": "a cat on a sofa"}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "7", "n": 11}, "n"),
+        ({"prompt": "7", "n": 0}, "n"),
+        ({"prompt": "7", "size": "2048x2048"}, "size"),
+        ({"prompt": "7", "size": "big"}, "size"),
+        ({"prompt": "7", "size": "4x4"}, "size"),
+        ({"prompt": "7", "response_format": "jpeg"}, "response_format"),
+    ]
+    for body, param in cases:
+        error = expect_error(loop.run, digits.images(body))
+        assert (error.status, error.param) == (400, param), body
+    error = expect_error(loop.run, digits.images({"prompt": "a cat"}))
+    assert "0-9" in error.message
+
+
+def test_png_codec_round_trips_and_rejects_damage() -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (17, 23), dtype=np.uint8)
+    png = encode_png(pixels)
+    assert np.array_equal(decode_png(png), pixels)
+    damaged = bytearray(png)
+    damaged[40] ^= 0xFF
+    with pytest.raises(ValueError, match=r"damaged|does not match"):
+        decode_png(bytes(damaged))
+    with pytest.raises(ValueError, match="signature"):
+        decode_png(b"GIF89a")

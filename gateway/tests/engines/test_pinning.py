@@ -1,0 +1,87 @@
+"""Supply chain: pinned versions and hashes, the verification cache, and bring-your-own weights."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import os
+from pathlib import Path
+
+import pytest
+from runinfra_gateway.backends.embedded import create_embedded_backend
+from runinfra_gateway.engines.pinning import PINNED, PinnedWeights, WeightsMismatch, check_file, check_pin
+
+from .conftest import Loop
+
+
+def test_every_pin_matches_the_installed_weights(tmp_path: Path) -> None:
+    for name, pin in PINNED.items():
+        root = check_pin(pin, cache_dir=tmp_path)
+        assert root.is_dir(), name
+        assert importlib.metadata.version(pin.distribution) == pin.version
+
+
+def test_a_wrong_hash_is_refused_with_both_hashes_named(tmp_path: Path) -> None:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"real weights")
+    good = hashlib.sha256(b"real weights").hexdigest()
+    check_file(weights, good, cache_dir=tmp_path)
+    with pytest.raises(WeightsMismatch) as caught:
+        check_file(weights, "0" * 64, cache_dir=tmp_path)
+    assert good in str(caught.value)
+    assert "0" * 64 in str(caught.value)
+    with pytest.raises(WeightsMismatch, match="missing"):
+        check_file(tmp_path / "absent.bin", good, cache_dir=tmp_path)
+
+
+def test_the_cache_is_keyed_by_size_and_mtime(tmp_path: Path) -> None:
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"AAAA")
+    check_file(weights, hashlib.sha256(b"AAAA").hexdigest(), cache_dir=tmp_path)
+    stat = weights.stat()
+    # Same size, same mtime: trusted from the cache without hashing (that is what keeps start-up fast).
+    weights.write_bytes(b"BBBB")
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    check_file(weights, hashlib.sha256(b"AAAA").hexdigest(), cache_dir=tmp_path)
+    # A new mtime means the file is hashed again, and the swap is caught.
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with pytest.raises(WeightsMismatch):
+        check_file(weights, hashlib.sha256(b"AAAA").hexdigest(), cache_dir=tmp_path)
+
+
+def test_a_wrong_package_version_is_refused(tmp_path: Path) -> None:
+    pin = PINNED["smollm2"]
+    wrong = PinnedWeights(pin.distribution, "9.9.9", pin.module, pin.files)
+    with pytest.raises(WeightsMismatch, match=r"pins 9\.9\.9"):
+        check_pin(wrong, cache_dir=tmp_path)
+    absent = PinnedWeights("no-such-weights-package", "1.0", "no_such_weights_package", {})
+    with pytest.raises(WeightsMismatch, match="not installed"):
+        check_pin(absent, cache_dir=tmp_path)
+
+
+def test_own_weights_with_a_wrong_sha256_never_become_active(loop: Loop, tmp_path: Path) -> None:
+    gguf = check_pin(PINNED["smollm2"], cache_dir=tmp_path) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    backend = create_embedded_backend(
+        "byo-chat", {"engine": "llama_cpp", "model_path": str(gguf), "sha256": "f" * 64, "data_dir": str(tmp_path)}
+    )
+    try:
+        results = loop.run(backend.verify(["chat.completions"]))
+    finally:
+        loop.run(backend.aclose())
+    assert [r.ok for r in results] == [False]
+    assert "sha256" in results[0].message
+
+
+def test_own_weights_by_path_load_and_answer(loop: Loop, tmp_path: Path) -> None:
+    root = check_pin(PINNED["smollm2"], cache_dir=tmp_path)
+    gguf = root / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    sha = PINNED["smollm2"].files["SmolLM2-135M-Instruct.Q4_1.gguf"]
+    backend = create_embedded_backend(
+        "byo-chat-ok",
+        {"engine": "llama_cpp", "model_path": str(gguf), "sha256": sha, "n_ctx": 256, "data_dir": str(tmp_path)},
+    )
+    try:
+        results = loop.run(backend.verify(["chat.completions", "responses"]))
+    finally:
+        loop.run(backend.aclose())
+    assert all(r.ok for r in results), results

@@ -1,0 +1,104 @@
+"""Piper and Flite speech: every format with its real Content-Type, voices, speed, and intelligibility."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from runinfra_gateway.backends.embedded import EmbeddedBackend, describe
+from runinfra_gateway.engines._text import word_error_rate
+from runinfra_gateway.engines.audio_codecs import decode_audio
+
+from .conftest import Loop
+from .helpers import expect_error, upload, wav_samples
+
+SENTENCE = "The weather today is sunny with a light breeze from the west."
+
+EXPECTED = {
+    "wav": ("audio/wav", b"RIFF"),
+    "flac": ("audio/flac", b"fLaC"),
+    "mp3": ("audio/mpeg", None),
+    "opus": ("audio/ogg; codecs=opus", b"OggS"),
+    "aac": ("audio/aac", b"\xff"),
+}
+
+
+@pytest.mark.parametrize("name", ["piper", "flite"])
+def test_every_format_decodes_to_the_same_speech(loop: Loop, name: str, request: pytest.FixtureRequest) -> None:
+    backend: EmbeddedBackend = request.getfixturevalue(name)
+    wav = loop.run(backend.speech({"input": SENTENCE, "response_format": "wav"}))
+    reference = decode_audio(wav.content, max_seconds=60)
+    assert reference.seconds == pytest.approx(wav.seconds, abs=0.05)
+    assert 2.0 < wav.seconds < 8.0
+    for fmt, (content_type, magic) in EXPECTED.items():
+        audio = loop.run(backend.speech({"input": SENTENCE, "response_format": fmt}))
+        assert audio.content_type == content_type
+        if magic is not None:
+            assert audio.content.startswith(magic), fmt
+        decoded = decode_audio(audio.content, max_seconds=60)
+        assert decoded.seconds == pytest.approx(reference.seconds, abs=0.2), fmt
+        assert float(np.sqrt(np.mean(decoded.samples**2))) > 0.02, fmt
+    pcm = loop.run(backend.speech({"input": SENTENCE, "response_format": "pcm"}))
+    assert pcm.content_type.startswith("audio/pcm")
+    assert "rate=24000" in pcm.content_type
+    samples = np.frombuffer(pcm.content, dtype="<i2")
+    assert samples.size / 24_000 == pytest.approx(reference.seconds, abs=0.05)
+
+
+def test_piper_speech_is_transcribed_back_by_whisper(
+    loop: Loop, piper: EmbeddedBackend, whisper: EmbeddedBackend
+) -> None:
+    audio = loop.run(piper.speech({"input": SENTENCE, "response_format": "mp3"}))
+    text = loop.run(whisper.transcribe(upload(audio.content)))["text"]
+    assert word_error_rate(SENTENCE, text) <= 0.35, text
+
+
+def test_flite_speech_is_transcribed_back_by_pocketsphinx(
+    loop: Loop, flite: EmbeddedBackend, sphinx: EmbeddedBackend
+) -> None:
+    audio = loop.run(flite.speech({"input": SENTENCE, "response_format": "flac", "voice": "slt"}))
+    text = loop.run(sphinx.transcribe(upload(audio.content)))["text"]
+    assert word_error_rate(SENTENCE, text) <= 0.35, text
+
+
+def test_speed_changes_the_duration(loop: Loop, piper: EmbeddedBackend, flite: EmbeddedBackend) -> None:
+    for backend in (piper, flite):
+        normal = loop.run(backend.speech({"input": SENTENCE, "response_format": "wav"}))
+        fast = loop.run(backend.speech({"input": SENTENCE, "response_format": "wav", "speed": 2.0}))
+        assert fast.seconds < normal.seconds * 0.7
+        samples, rate = wav_samples(fast.content)
+        assert samples.size / rate == pytest.approx(fast.seconds, abs=0.01)
+
+
+def test_flite_voices_are_listed_and_sound_different(loop: Loop, flite: EmbeddedBackend) -> None:
+    info = describe({"engine": "flite"})
+    assert {"slt", "kal", "awb", "rms"} <= set(info.voices)
+    assert flite.voices == info.voices
+    slt = loop.run(flite.speech({"input": "Hello there.", "voice": "slt", "response_format": "wav"}))
+    kal = loop.run(flite.speech({"input": "Hello there.", "voice": "kal", "response_format": "wav"}))
+    assert slt.content != kal.content
+    assert describe({"engine": "piper"}).voices == ("joe",)
+
+
+def test_bad_requests_name_their_field(loop: Loop, piper: EmbeddedBackend, flite: EmbeddedBackend) -> None:
+    cases = [
+        ({"input": SENTENCE, "response_format": "ogg"}, "response_format", "invalid_value"),
+        ({"input": SENTENCE, "response_format": "wma"}, "response_format", "invalid_value"),
+        ({"input": SENTENCE, "voice": "alloy"}, "voice", "invalid_value"),
+        ({"input": SENTENCE, "speed": 10}, "speed", "invalid_value"),
+        ({"input": ""}, "input", "invalid_value"),
+        ({"input": "x" * 4097}, "input", "invalid_value"),
+        ({}, "input", "missing_field"),
+        ({"input": SENTENCE, "ref_audio": "aGk=", "ref_text": "hi"}, "ref_audio", "unsupported_parameter"),
+    ]
+    for backend in (piper, flite):
+        for body, param, code in cases:
+            error = expect_error(loop.run, backend.speech(body))
+            assert (error.status, error.param, error.code) == (400, param, code), body
+
+
+def test_flite_reads_text_that_looks_like_options(loop: Loop, flite: EmbeddedBackend) -> None:
+    audio = loop.run(flite.speech({"input": "-o /tmp/x --help", "response_format": "wav"}))
+    assert audio.seconds > 0.5
+    assert io.BytesIO(audio.content).read(4) == b"RIFF"
