@@ -28,6 +28,11 @@ class ReadChunk(ChatChunk):
 
 def read_chunk(payload: bytes, data: dict[str, Any], *, more_ready: bool) -> ReadChunk:
     """A chunk whose ``data`` is already parsed (seeding ``ChatChunk.data``'s cache, so nothing parses twice)."""
-    chunk = ReadChunk(payload, more_ready)
-    chunk.__dict__["data"] = data  # a cached_property keeps its value in the instance __dict__
+    # Built without the frozen dataclass __init__ (two object.__setattr__ calls per chunk, on the hot path of
+    # every stream): the fields and ChatChunk.data's cached value all live in the instance __dict__.
+    chunk = _new_chunk(ReadChunk)
+    chunk.__dict__.update(payload=payload, more_ready=more_ready, data=data)
     return chunk
+
+
+_new_chunk = object.__new__

@@ -37,19 +37,23 @@ class SSEReader:
                 self._cr_pending = True
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer + data if self._buffer else data
-        payloads: list[bytes] = []
-        start = 0
-        while True:
-            end = buffer.find(b"\n\n", start)
-            if end < 0:
-                break
-            payload = _event_data(buffer[start:end])
-            if payload is not None:
-                payloads.append(payload)
-            start = end + 2
-        self._buffer = buffer[start:]
+        if b"\n\n" not in buffer:
+            self._buffer = buffer
+            if len(buffer) > self._max_event_bytes:
+                raise SSEOverflow(f"an upstream event exceeded {self._max_event_bytes} bytes")
+            return []
+        blocks = buffer.split(b"\n\n")
+        self._buffer = blocks.pop()  # the incomplete tail, if any
         if len(self._buffer) > self._max_event_bytes:
             raise SSEOverflow(f"an upstream event exceeded {self._max_event_bytes} bytes")
+        payloads: list[bytes] = []
+        for block in blocks:
+            if block[:6] == b"data: " and b"\n" not in block:
+                payloads.append(block[6:])
+            else:
+                payload = _event_data(block)
+                if payload is not None:
+                    payloads.append(payload)
         return payloads
 
     def close(self) -> list[bytes]:

@@ -143,9 +143,13 @@ class UpstreamBackend:
                         failure = exc
                         break
                     parsed.append((payload, data))
-                    if isinstance(data.get("usage"), dict):
+                    if data.get("usage") is not None and isinstance(data["usage"], dict):
                         usage_seen = True
-                    content_deltas += _content_deltas(data)
+                    choices = data.get("choices")
+                    if choices and type(choices) is list:  # counted for the usage estimate, if the engine sends none
+                        delta = choices[0].get("delta") if type(choices[0]) is dict else None
+                        if type(delta) is dict and delta.get("content"):
+                            content_deltas += 1
                 if parsed:
                     last = parsed[-1][1]
                     final = len(parsed) - 1
@@ -463,15 +467,6 @@ class UpstreamBackend:
                 raise deployment_error("the transcription probe returned no 'text'")
             return {}
         raise deployment_error(f"unknown operation {operation!r}")
-
-
-def _content_deltas(data: Mapping[str, Any]) -> int:
-    count = 0
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and delta.get("content"):
-            count += 1
-    return count
 
 
 def _completion_tokens_guess(completion: Mapping[str, Any]) -> int:

@@ -66,6 +66,24 @@ class ChatStreamShaper:
     def _shape(self, chunk: ChatChunk) -> bytes:
         data = chunk.data
         choices = data.get("choices")
+        # Fast path, nearly every chunk: one choice, not finishing, no usage, nothing held back.
+        if (
+            type(choices) is list
+            and len(choices) == 1
+            and data.get("usage") is None
+            and self._held is None
+            and not self._pending_finish
+        ):
+            choice = choices[0]
+            if type(choice) is dict and choice.get("finish_reason") is None:
+                delta = choice.get("delta")
+                if type(delta) is dict and (delta.get("content") or delta.get("tool_calls")):
+                    self.content_chunks += 1
+                return b"data: " + chunk.payload + b"\n\n"
+        return self._shape_in_full(chunk, data)
+
+    def _shape_in_full(self, chunk: ChatChunk, data: dict[str, Any]) -> bytes:
+        choices = data.get("choices")
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
