@@ -185,18 +185,14 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     kind = config["kind"]
     base, sse_base = config["base"], config["sse_base"]
-    if config.get("startup"):
-        started = time.perf_counter()
-        _build(kind, base, sse_base)
-        print(json.dumps({"startup_ms": (time.perf_counter() - started) * 1000}))
-        return
     seconds = config["seconds"]
+    started = time.perf_counter()  # the interpreter is up; this is import + construct
     chat, embed, stream, _client = _build(kind, base, sse_base)
-    for _ in range(20):  # warm up: connections, TLS, lazy imports
+    result: Dict[str, Any] = {"kind": kind, "startup_ms": (time.perf_counter() - started) * 1000}
+    for _ in range(3):  # warm up: connections, TLS, lazy imports
         chat()
         embed()
     stream()
-    result: Dict[str, Any] = {"kind": kind}
     count, wall, cpu, latencies = _timed_loop(chat, seconds, config.get("max_calls", 10**9))
     result["chat_rps"] = count / wall
     result["chat_p50_ms"] = _percentile(latencies, 0.50) * 1000

@@ -1,9 +1,12 @@
 """RunInfra: a sync, zero-dependency client for RunInfra inference gateways.
 
-The public API is exactly ``__all__``; every ``_module`` is private.
+The public API is exactly ``__all__``; every ``_module`` is private. The TypedDict
+contracts load on first use (they need ``typing``, which costs more start-up time than the
+rest of the SDK); type checkers see them through the ``TYPE_CHECKING`` import below.
 """
 
-from ._client import RunInfra, Transport
+from ._audio import AudioResponse
+from ._client import RunInfra
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -25,20 +28,6 @@ from ._errors import (
     WebhookVerificationError,
 )
 from ._streaming import RunInfraStream
-from ._types import (
-    AudioResponse,
-    ChatCompletionResponse,
-    EmbeddingObject,
-    EmbeddingResponse,
-    ImageGenerationResponse,
-    ImageObject,
-    ModelListResponse,
-    ModelObject,
-    RequestOptions,
-    ResponsesCreateResponse,
-    TranscriptionResponse,
-    VoicePipelineResponse,
-)
 from ._version import __version__
 from ._wire import RunInfraRequest, RunInfraResponse
 from .webhooks import construct_webhook_event, verify_webhook_signature
@@ -83,3 +72,51 @@ __all__ = [
     "construct_webhook_event",
     "verify_webhook_signature",
 ]
+
+_TYPED_DICTS = frozenset(
+    {
+        "ChatCompletionResponse",
+        "EmbeddingObject",
+        "EmbeddingResponse",
+        "ImageGenerationResponse",
+        "ImageObject",
+        "ModelListResponse",
+        "ModelObject",
+        "RequestOptions",
+        "ResponsesCreateResponse",
+        "TranscriptionResponse",
+        "Transport",
+        "VoicePipelineResponse",
+    }
+)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._types import (
+        ChatCompletionResponse,
+        EmbeddingObject,
+        EmbeddingResponse,
+        ImageGenerationResponse,
+        ImageObject,
+        ModelListResponse,
+        ModelObject,
+        RequestOptions,
+        ResponsesCreateResponse,
+        TranscriptionResponse,
+        Transport,
+        VoicePipelineResponse,
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name in _TYPED_DICTS:
+        from . import _types
+
+        value: object = getattr(_types, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'runinfra' has no attribute {name!r}")
+
+
+def __dir__() -> list:  # type: ignore[type-arg]
+    return sorted(set(globals()) | _TYPED_DICTS)

@@ -7,9 +7,11 @@ A hand-written parser rather than ``urllib.parse``: the rules are stricter than 
 
 from __future__ import annotations
 
-from typing import Optional
-
 from ._errors import invalid_options
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["DEFAULT_BASE_URL", "BaseURL", "parse_base_url", "percent_encode", "scope_to_pipeline"]
 

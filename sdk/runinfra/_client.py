@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable, Dict, Mapping, Optional, Union
 
+from ._audio import AudioResponse
 from ._base_url import DEFAULT_BASE_URL, parse_base_url, scope_to_pipeline
 from ._error_mapping import error_for_status, error_from_payload
 from ._errors import (
@@ -32,13 +32,17 @@ from ._options import (
 )
 from ._retry import Retry
 from ._streaming import RunInfraStream, iter_json_events, iter_sse
-from ._types import AudioResponse
 from ._version import __version__
 from ._wire import RunInfraRequest, RunInfraResponse, header_value
 
-__all__ = ["RunInfra", "Transport"]
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Mapping, Optional, Union
 
-Transport = Callable[[RunInfraRequest], RunInfraResponse]
+__all__ = ["RunInfra"]
+
+if TYPE_CHECKING:
+    from ._types import Transport
 
 
 def _check_api_key(api_key: object) -> str:
@@ -111,7 +115,7 @@ class _Core:
     def __repr__(self) -> str:
         return f"<runinfra client core for {self.base.url}>"
 
-    def options(self, raw: Optional[Mapping[str, Any]]) -> ResolvedOptions:
+    def options(self, raw: Optional[Mapping[str, object]]) -> ResolvedOptions:
         return resolve_request_options(
             raw,
             timeout=self.timeout,
@@ -221,7 +225,7 @@ class _Core:
 
     # --- result shapes ----------------------------------------------------------------------
 
-    def json_result(self, response: RunInfraResponse) -> Dict[str, Any]:
+    def json_result(self, response: RunInfraResponse) -> Any:
         """The JSON object body, with ``_request_id`` and ``_idempotent_replay`` added."""
         from ._json import decode_json
 
@@ -248,7 +252,7 @@ class _Core:
         replay = header_value(headers, "x-runinfra-idempotent-replay")
         if replay is not None and replay.strip().lower() == "true":
             result["_idempotent_replay"] = True
-        return result  # type: ignore[no-any-return]
+        return result
 
     def audio_result(self, response: RunInfraResponse) -> AudioResponse:
         content_type = header_value(response.headers, "content-type") or "application/octet-stream"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Type
-
 from ._errors import (
     AuthenticationError,
     BadRequestError,
@@ -19,6 +17,10 @@ from ._errors import (
     redact,
 )
 from ._wire import header_value
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Dict, Mapping, Optional, Type
 
 __all__ = ["error_for_status", "error_from_payload", "parse_retry_after_header"]
 

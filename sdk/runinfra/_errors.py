@@ -13,7 +13,10 @@ Grouped by kind like httpx's ``_exceptions.py``:
 
 from __future__ import annotations
 
-from typing import Any, Dict, Literal, Optional
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Dict, Literal, Optional
+
 
 __all__ = [
     "AuthenticationError",

@@ -9,7 +9,11 @@ directly; anything unusual (leading whitespace, trailing data, invalid text) fal
 from __future__ import annotations
 
 import json
-from typing import Any, Union
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Union
+
 
 __all__ = ["decode_json"]
 

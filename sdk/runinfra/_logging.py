@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Optional
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Optional
+
 
 __all__ = ["LOGGER_NAME", "client_logger"]
 

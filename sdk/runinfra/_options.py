@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any, Dict, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 from ._errors import invalid_options
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 __all__ = [
     "DEFAULT_MAX_RETRIES",
@@ -161,7 +165,7 @@ def check_custom_headers(value: object) -> Dict[str, str]:
 
 
 def resolve_request_options(
-    raw: Optional[Mapping[str, Any]],
+    raw: Optional[Mapping[str, object]],
     *,
     timeout: float,
     max_retries: int,

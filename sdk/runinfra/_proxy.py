@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Tuple
 
 from ._errors import invalid_options
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Mapping, Optional, Tuple
 
 __all__ = ["Proxy", "ProxySettings", "proxy_settings_from_env"]
 

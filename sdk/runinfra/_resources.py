@@ -8,24 +8,13 @@ specification: GETs always; POSTs only for ``responses.create`` and non-streamin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Sequence, Union, cast, overload
+from collections.abc import Mapping
 
+from ._audio import AudioResponse
 from ._base_url import percent_encode
 from ._errors import invalid_options
 from ._multipart import build_multipart, check_content_type, check_filename
 from ._streaming import RunInfraStream
-from ._types import (
-    AudioResponse,
-    ChatCompletionResponse,
-    EmbeddingResponse,
-    ImageGenerationResponse,
-    ModelListResponse,
-    ModelObject,
-    RequestOptions,
-    ResponsesCreateResponse,
-    TranscriptionResponse,
-    VoicePipelineResponse,
-)
 from ._validation import (
     check_bytes,
     check_choice,
@@ -40,8 +29,22 @@ from ._validation import (
     merge_extra_body,
 )
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
 if TYPE_CHECKING:
+    from typing import Any, Dict, List, Literal, Optional, Sequence, Union, overload
+
     from ._client import _Core
+    from ._types import (
+        ChatCompletionResponse,
+        EmbeddingResponse,
+        ImageGenerationResponse,
+        ModelListResponse,
+        ModelObject,
+        RequestOptions,
+        ResponsesCreateResponse,
+        TranscriptionResponse,
+        VoicePipelineResponse,
+    )
 
 __all__ = ["Audio", "Chat", "Embeddings", "Images", "Models", "Responses", "Voice"]
 
@@ -103,7 +106,7 @@ def _check_metadata(value: object) -> Mapping[str, str]:
     for key, item in mapping.items():
         if not isinstance(key, str) or not isinstance(item, str):
             raise invalid_options("metadata must map strings to strings", param="metadata")
-    return cast("Mapping[str, str]", mapping)
+    return mapping
 
 
 def _check_int(value: object, name: str, minimum: int = 0) -> int:
@@ -140,16 +143,18 @@ class Models:
 
     def list(self, *, request_options: Optional[RequestOptions] = None) -> ModelListResponse:
         core = self._core
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send("GET", "/models", None, None, options, replay_safe=True)
-        return cast(ModelListResponse, core.json_result(response))
+        result: ModelListResponse = core.json_result(response)
+        return result
 
     def retrieve(self, model: str, *, request_options: Optional[RequestOptions] = None) -> ModelObject:
         core = self._core
         path = "/models/" + percent_encode(check_model(model))
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send("GET", path, None, None, options, replay_safe=True)
-        return cast(ModelObject, core.json_result(response))
+        result: ModelObject = core.json_result(response)
+        return result
 
 
 _CHAT_FIELDS = frozenset(
@@ -167,89 +172,90 @@ class ChatCompletions:
     def __init__(self, core: _Core) -> None:
         self._core = core
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Literal[True],
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        max_tokens: Optional[int] = None,
-        stop: Union[str, Sequence[str], None] = None,
-        presence_penalty: Optional[float] = None,
-        frequency_penalty: Optional[float] = None,
-        user: Optional[str] = None,
-        metadata: Optional[Mapping[str, str]] = None,
-        stream_options: Optional[Mapping[str, Any]] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        seed: Optional[int] = None,
-        n: Optional[int] = None,
-        logprobs: Optional[bool] = None,
-        top_logprobs: Optional[int] = None,
-        parallel_tool_calls: Optional[bool] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> RunInfraStream: ...
+    if TYPE_CHECKING:  # the overloads narrow stream=True to RunInfraStream
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            messages: Sequence[Mapping[str, Any]],
+            stream: Literal[True],
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            max_tokens: Optional[int] = None,
+            stop: Union[str, Sequence[str], None] = None,
+            presence_penalty: Optional[float] = None,
+            frequency_penalty: Optional[float] = None,
+            user: Optional[str] = None,
+            metadata: Optional[Mapping[str, str]] = None,
+            stream_options: Optional[Mapping[str, Any]] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            seed: Optional[int] = None,
+            n: Optional[int] = None,
+            logprobs: Optional[bool] = None,
+            top_logprobs: Optional[int] = None,
+            parallel_tool_calls: Optional[bool] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> RunInfraStream: ...
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Optional[Literal[False]] = None,
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        max_tokens: Optional[int] = None,
-        stop: Union[str, Sequence[str], None] = None,
-        presence_penalty: Optional[float] = None,
-        frequency_penalty: Optional[float] = None,
-        user: Optional[str] = None,
-        metadata: Optional[Mapping[str, str]] = None,
-        stream_options: Optional[Mapping[str, Any]] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        seed: Optional[int] = None,
-        n: Optional[int] = None,
-        logprobs: Optional[bool] = None,
-        top_logprobs: Optional[int] = None,
-        parallel_tool_calls: Optional[bool] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> ChatCompletionResponse: ...
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            messages: Sequence[Mapping[str, Any]],
+            stream: Optional[Literal[False]] = None,
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            max_tokens: Optional[int] = None,
+            stop: Union[str, Sequence[str], None] = None,
+            presence_penalty: Optional[float] = None,
+            frequency_penalty: Optional[float] = None,
+            user: Optional[str] = None,
+            metadata: Optional[Mapping[str, str]] = None,
+            stream_options: Optional[Mapping[str, Any]] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            seed: Optional[int] = None,
+            n: Optional[int] = None,
+            logprobs: Optional[bool] = None,
+            top_logprobs: Optional[int] = None,
+            parallel_tool_calls: Optional[bool] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> ChatCompletionResponse: ...
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        messages: Sequence[Mapping[str, Any]],
-        stream: Optional[bool] = None,
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        max_tokens: Optional[int] = None,
-        stop: Union[str, Sequence[str], None] = None,
-        presence_penalty: Optional[float] = None,
-        frequency_penalty: Optional[float] = None,
-        user: Optional[str] = None,
-        metadata: Optional[Mapping[str, str]] = None,
-        stream_options: Optional[Mapping[str, Any]] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        seed: Optional[int] = None,
-        n: Optional[int] = None,
-        logprobs: Optional[bool] = None,
-        top_logprobs: Optional[int] = None,
-        parallel_tool_calls: Optional[bool] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> Union[ChatCompletionResponse, RunInfraStream]: ...
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            messages: Sequence[Mapping[str, Any]],
+            stream: Optional[bool] = None,
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            max_tokens: Optional[int] = None,
+            stop: Union[str, Sequence[str], None] = None,
+            presence_penalty: Optional[float] = None,
+            frequency_penalty: Optional[float] = None,
+            user: Optional[str] = None,
+            metadata: Optional[Mapping[str, str]] = None,
+            stream_options: Optional[Mapping[str, Any]] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            seed: Optional[int] = None,
+            n: Optional[int] = None,
+            logprobs: Optional[bool] = None,
+            top_logprobs: Optional[int] = None,
+            parallel_tool_calls: Optional[bool] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> Union[ChatCompletionResponse, RunInfraStream]: ...
 
     def create(
         self,
@@ -312,7 +318,7 @@ class ChatCompletions:
         if parallel_tool_calls is not None:
             body["parallel_tool_calls"] = _check_bool(parallel_tool_calls, "parallel_tool_calls")
         merge_extra_body(body, extra_body, _CHAT_FIELDS)
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         payload = encode_json(body)
         if streaming:
             response = core.send(
@@ -322,7 +328,8 @@ class ChatCompletions:
             return core.stream_result(response)
         replay_safe = options.idempotency_key is not None
         response = core.send("POST", "/chat/completions", payload, _JSON, options, replay_safe=replay_safe)
-        return cast(ChatCompletionResponse, core.json_result(response))
+        result: ChatCompletionResponse = core.json_result(response)
+        return result
 
 
 class Chat:
@@ -346,59 +353,60 @@ class Responses:
     def __init__(self, core: _Core) -> None:
         self._core = core
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        input: Union[str, Sequence[Mapping[str, Any]]],
-        stream: Literal[True],
-        instructions: Optional[str] = None,
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        max_output_tokens: Optional[int] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> RunInfraStream: ...
+    if TYPE_CHECKING:  # the overloads narrow stream=True to RunInfraStream
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            input: Union[str, Sequence[Mapping[str, Any]]],
+            stream: Literal[True],
+            instructions: Optional[str] = None,
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            max_output_tokens: Optional[int] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> RunInfraStream: ...
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        input: Union[str, Sequence[Mapping[str, Any]]],
-        stream: Optional[Literal[False]] = None,
-        instructions: Optional[str] = None,
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        max_output_tokens: Optional[int] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> ResponsesCreateResponse: ...
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            input: Union[str, Sequence[Mapping[str, Any]]],
+            stream: Optional[Literal[False]] = None,
+            instructions: Optional[str] = None,
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            max_output_tokens: Optional[int] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> ResponsesCreateResponse: ...
 
-    @overload
-    def create(
-        self,
-        *,
-        model: str,
-        input: Union[str, Sequence[Mapping[str, Any]]],
-        stream: Optional[bool] = None,
-        instructions: Optional[str] = None,
-        temperature: Optional[float] = None,
-        top_p: Optional[float] = None,
-        tools: Optional[Sequence[Mapping[str, Any]]] = None,
-        tool_choice: Union[str, Mapping[str, Any], None] = None,
-        response_format: Optional[Mapping[str, Any]] = None,
-        max_output_tokens: Optional[int] = None,
-        extra_body: Optional[Mapping[str, Any]] = None,
-        request_options: Optional[RequestOptions] = None,
-    ) -> Union[ResponsesCreateResponse, RunInfraStream]: ...
+        @overload
+        def create(
+            self,
+            *,
+            model: str,
+            input: Union[str, Sequence[Mapping[str, Any]]],
+            stream: Optional[bool] = None,
+            instructions: Optional[str] = None,
+            temperature: Optional[float] = None,
+            top_p: Optional[float] = None,
+            tools: Optional[Sequence[Mapping[str, Any]]] = None,
+            tool_choice: Union[str, Mapping[str, Any], None] = None,
+            response_format: Optional[Mapping[str, Any]] = None,
+            max_output_tokens: Optional[int] = None,
+            extra_body: Optional[Mapping[str, Any]] = None,
+            request_options: Optional[RequestOptions] = None,
+        ) -> Union[ResponsesCreateResponse, RunInfraStream]: ...
 
     def create(
         self,
@@ -429,7 +437,7 @@ class Responses:
         if max_output_tokens is not None:
             body["max_output_tokens"] = check_positive_int(max_output_tokens, "max_output_tokens")
         merge_extra_body(body, extra_body, _RESPONSES_FIELDS)
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         payload = encode_json(body)
         if streaming:
             response = core.send(
@@ -439,7 +447,8 @@ class Responses:
             return core.stream_result(response)
         replay_safe = options.idempotency_key is not None
         response = core.send("POST", "/responses", payload, _JSON, options, replay_safe=replay_safe)
-        return cast(ResponsesCreateResponse, core.json_result(response))
+        result: ResponsesCreateResponse = core.json_result(response)
+        return result
 
 
 _EMBEDDING_FIELDS = frozenset({"model", "input", "encoding_format", "dimensions", "user"})
@@ -471,9 +480,10 @@ class Embeddings:
         if user is not None:
             body["user"] = check_text(user, "user")
         merge_extra_body(body, extra_body, _EMBEDDING_FIELDS)
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send("POST", "/embeddings", encode_json(body), _JSON, options, replay_safe=False)
-        return cast(EmbeddingResponse, core.json_result(response))
+        result: EmbeddingResponse = core.json_result(response)
+        return result
 
 
 _IMAGE_FIELDS = frozenset({"model", "prompt", "n", "size", "response_format", "quality", "style", "user"})
@@ -514,9 +524,10 @@ class Images:
         if user is not None:
             body["user"] = check_text(user, "user")
         merge_extra_body(body, extra_body, _IMAGE_FIELDS)
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send("POST", "/images/generations", encode_json(body), _JSON, options, replay_safe=False)
-        return cast(ImageGenerationResponse, core.json_result(response))
+        result: ImageGenerationResponse = core.json_result(response)
+        return result
 
 
 _SPEECH_FIELDS = frozenset(
@@ -562,7 +573,7 @@ class Speech:
         if speed is not None:
             body["speed"] = check_number(speed, "speed", positive=True)
         merge_extra_body(body, extra_body, _SPEECH_FIELDS)
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send(
             "POST", "/audio/speech", encode_json(body), _JSON, options, replay_safe=False, accept="*/*"
         )
@@ -604,10 +615,11 @@ class Transcriptions:
             fields["response_format"] = check_choice(response_format, "response_format", _TRANSCRIPTION_FORMATS)
         if temperature is not None:
             fields["temperature"] = repr(float(check_number(temperature, "temperature", minimum=0)))
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         body, multipart_type = build_multipart(fields, "file", name, media_type, content)
         response = core.send("POST", "/audio/transcriptions", body, multipart_type, options, replay_safe=False)
-        return cast(TranscriptionResponse, core.json_result(response))
+        result: TranscriptionResponse = core.json_result(response)
+        return result
 
 
 class Audio:
@@ -641,9 +653,10 @@ class VoicePipeline:
         media_type = check_content_type(mime_type, "mime_type")
         if not media_type.lower().startswith("audio/"):
             raise invalid_options("mime_type must be an audio/* media type", param="mime_type")
-        options = core.options(cast("Optional[Mapping[str, Any]]", request_options))
+        options = core.options(request_options)
         response = core.send("POST", "/pipeline", content, media_type, options, replay_safe=False)
-        return cast(VoicePipelineResponse, core.json_result(response))
+        result: VoicePipelineResponse = core.json_result(response)
+        return result
 
 
 class Voice:

@@ -7,7 +7,11 @@ operation: GETs, and POSTs to replay-safe operations that carry an idempotency k
 from __future__ import annotations
 
 import time
-from typing import Optional
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Optional
+
 
 __all__ = ["MAX_RETRY_AFTER_SECONDS", "RETRYABLE_STATUSES", "Retry", "parse_retry_after"]
 

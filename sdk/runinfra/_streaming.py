@@ -7,13 +7,16 @@ event dispatched at a blank line only when it has data) over arbitrary chunk bou
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
-
 from ._errors import RunInfraStreamParseError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
 
 __all__ = ["RunInfraStream", "iter_json_events", "iter_sse"]
 
-ServerSentEvent = Tuple[Optional[str], bytes]  # (event name or None, data)
+if TYPE_CHECKING:
+    ServerSentEvent = Tuple[Optional[str], bytes]  # (event name or None, data)
 _DONE = b"[DONE]"
 _BOM = b"\xef\xbb\xbf"
 

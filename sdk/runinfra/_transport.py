@@ -18,11 +18,14 @@ import _thread
 import _weakref
 import io
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ._errors import RunInfraConnectionError, map_transport_errors
 from ._proxy import Proxy, ProxySettings, proxy_settings_from_env
 from ._wire import RunInfraRequest, RunInfraResponse
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["HTTPTransport", "shared_ssl_context"]
 

@@ -7,7 +7,10 @@ is ``True`` when the gateway replayed a stored response for an idempotency key.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, TypedDict, Union
+from typing import Any, Callable, Dict, List, Optional, TypedDict, Union
+
+from ._audio import AudioResponse
+from ._wire import RunInfraRequest, RunInfraResponse
 
 __all__ = [
     "AudioResponse",
@@ -29,6 +32,7 @@ __all__ = [
     "ResponsesCreateResponse",
     "TranscriptionResponse",
     "TranscriptionSegment",
+    "Transport",
     "VoicePipelineResponse",
 ]
 
@@ -193,34 +197,5 @@ class VoicePipelineResponse(TypedDict, total=False):
     _idempotent_replay: bool
 
 
-class AudioResponse:
-    """Binary audio from ``audio.speech.create``: its bytes, real content type and request id."""
-
-    __slots__ = ("content", "content_type", "request_id")
-
-    def __init__(self, content: bytes, content_type: str, request_id: Optional[str] = None) -> None:
-        self.content = content
-        self.content_type = content_type
-        self.request_id = request_id
-
-    def __repr__(self) -> str:
-        return (
-            f"AudioResponse(content=<{len(self.content)} bytes>, content_type={self.content_type!r}, "
-            f"request_id={self.request_id!r})"
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, AudioResponse):
-            return NotImplemented
-        return (self.content, self.content_type, self.request_id) == (
-            other.content,
-            other.content_type,
-            other.request_id,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def write_to(self, path: str) -> None:
-        """Write the audio bytes to ``path``."""
-        with open(path, "wb") as handle:
-            handle.write(self.content)
+Transport = Callable[[RunInfraRequest], RunInfraResponse]
+"""What ``RunInfra(transport=...)`` accepts: a callable from request to response."""

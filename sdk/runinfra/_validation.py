@@ -7,9 +7,13 @@ naming the field, so bad input never reaches the gateway or its billing path.
 from __future__ import annotations
 
 import math
-from typing import Any, Collection, Dict, List, Mapping, Optional, Union
+from collections.abc import Mapping
 
 from ._errors import invalid_options
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Collection, Dict, List, Optional, Union
 
 __all__ = [
     "check_bytes",

@@ -7,7 +7,10 @@ applications can pass their own.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Iterable, Iterator, Mapping, Optional, Union
+
 
 __all__ = ["RunInfraRequest", "RunInfraResponse", "header_value"]
 

@@ -8,9 +8,12 @@ verifies the delivery. Always verify the exact raw body, before parsing JSON.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ._errors import WebhookVerificationError
+
+TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",
@@ -27,7 +30,8 @@ SIGNATURE_HEADER = "RunInfra-Signature"
 DEFAULT_TOLERANCE_SECONDS = 300
 _MAX_HEADER_LENGTH = 8192
 
-Payload = Union[bytes, bytearray, str]
+if TYPE_CHECKING:
+    Payload = Union[bytes, bytearray, str]
 
 
 def _payload_bytes(payload: object) -> bytes:
