@@ -9,13 +9,11 @@ from pathlib import Path
 
 import pytest
 from runinfra_gateway.store import Database
-from runinfra_gateway.webhooks.models import WebhookDelivery
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
-from sqlalchemy import select
 
 from .conftest import FAST, OTHER_WORKSPACE, WORKSPACE
-from .helpers import dispatching, enqueue, wait_until
+from .helpers import delivery_states, dispatching, enqueue, wait_until
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
 
@@ -31,7 +29,7 @@ def test_delivery_is_signed_and_verifies_with_both_sdks(
         created = enqueue(db, "key.created", {"key_id": "key_1", "name": "ci"})
         async with dispatching(db, box):
             await wait_until(lambda: len(receiver.received) == 1, what="one delivery")
-            await wait_until(lambda: _states(db) == ["delivered"], what="the delivery recorded")
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="the delivery recorded")
         received = receiver.received[0]
         assert received.headers["content-type"] == "application/json"
         assert received.headers["runinfra-event-id"] == created[0]
@@ -92,7 +90,7 @@ def test_failing_receiver_is_retried_with_the_same_id_and_body(
         assert endpoint.secret is not None
         enqueue(db, "credits.low", {"balance_cents": 12.5, "threshold_cents": 100})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after two failures")
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="delivery after two failures")
         assert len(receiver.received) == 3
         assert len({r.body for r in receiver.received}) == 1
         for received in receiver.received:
@@ -121,7 +119,7 @@ def test_timeout_is_recorded_and_retried(
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/slow-first/2.5"))
         enqueue(db, "usage.daily", {"date": "2026-11-26", "requests": 3})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after a timeout")
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="delivery after a timeout")
         (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
         first, second = logged["attempt_log"]
         assert first["status"] is None
@@ -138,7 +136,7 @@ def test_retry_after_is_honoured(db: Database, box: SecretBox, service: WebhookS
         await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/retry-after/1"))
         enqueue(db, "key.created", {"key_id": "k"})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["delivered"], what="delivery after 429")
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="delivery after 429")
         first, second = receiver.received
         # The schedule alone would retry after 0.1 s; the receiver asked for 1 s.
         assert second.at - first.at >= 1.0
@@ -151,14 +149,14 @@ def test_gone_disables_the_endpoint(db: Database, box: SecretBox, service: Webho
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/gone"))
         enqueue(db, "key.created", {"key_id": "a"})
         async with dispatching(db, box):
-            await wait_until(lambda: "failed" in _states(db), what="the 410")
+            await wait_until(lambda: "failed" in delivery_states(db), what="the 410")
             enqueue(db, "key.created", {"key_id": "b"})
             await asyncio.sleep(0.4)
         assert len(receiver.received) == 1  # nothing more was sent to a 410 endpoint
         view = await service.get_endpoint(endpoint.id)
         assert view.enabled is False
         assert view.disabled_reason == "the receiver answered 410 Gone"
-        assert sorted(_states(db)) == ["failed"]  # the second event owes it nothing: it was disabled first
+        assert sorted(delivery_states(db)) == ["failed"]  # the second event owes it nothing: it was disabled first
 
     asyncio.run(scenario())
 
@@ -168,7 +166,7 @@ def test_redirect_is_not_followed(db: Database, box: SecretBox, service: Webhook
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/redirect"))
         enqueue(db, "key.created", {"key_id": "a"})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["failed"], what="three redirects")
+            await wait_until(lambda: delivery_states(db) == ["failed"], what="three redirects")
         assert [r.path for r in receiver.received] == ["/redirect"] * 3  # /ok never reached
         (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
         assert [a["status"] for a in logged["attempt_log"]] == [302, 302, 302]
@@ -184,7 +182,7 @@ def test_persistent_failure_disables_the_endpoint(
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/always/503"))
         event_ids = enqueue(db, "credits.depleted", {"balance_cents": 0})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["failed"], what="the schedule to run out")
+            await wait_until(lambda: delivery_states(db) == ["failed"], what="the schedule to run out")
         assert len(receiver.received) == FAST.max_attempts
         view = await service.get_endpoint(endpoint.id)
         assert view.enabled is False
@@ -201,7 +199,7 @@ def test_concurrency_is_bounded(db: Database, box: SecretBox, service: WebhookSe
         for n in range(10):
             enqueue(db, "key.created", {"key_id": f"k{n}"})
         async with dispatching(db, box):
-            await wait_until(lambda: _states(db) == ["delivered"] * 10, what="ten deliveries")
+            await wait_until(lambda: delivery_states(db) == ["delivered"] * 10, what="ten deliveries")
         assert receiver.max_in_flight == FAST.max_concurrency
 
     asyncio.run(scenario())
@@ -285,10 +283,6 @@ def test_secret_rotation_overlap(db: Database, box: SecretBox, service: WebhookS
     asyncio.run(scenario())
 
 
-def _states(db: Database) -> list[str]:
-    with db.session() as session:
-        return list(session.scalars(select(WebhookDelivery.state).order_by(WebhookDelivery.created_at)))
-
 
 def test_unopenable_secret_fails_on_the_record_without_sending(
     db: Database, box: SecretBox, service: WebhookService, receiver: Receiver, tmp_path: Path
@@ -300,7 +294,7 @@ def test_unopenable_secret_fails_on_the_record_without_sending(
         enqueue(db, "key.created", {"key_id": "k"})
         other_box = SecretBox.from_data_dir(tmp_path / "another-data-dir")
         async with dispatching(db, other_box):
-            await wait_until(lambda: _states(db) == ["failed"], what="the attempts to run out")
+            await wait_until(lambda: delivery_states(db) == ["failed"], what="the attempts to run out")
         assert receiver.received == []
         (logged,) = await service.list_deliveries()
         assert all(a["error"].startswith("not sent: the endpoint's signing secret") for a in logged["attempt_log"])

@@ -13,13 +13,14 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from runinfra_gateway.testing import GatewayProcess
 
+from .helpers import wait_until_sync
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
 
@@ -72,7 +73,7 @@ def admin(gateway: GatewayProcess, method: str, path: str, body: Any = None, *, 
     from urllib.parse import urlsplit
 
     parts = urlsplit(gateway.base_url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
     try:
@@ -81,14 +82,6 @@ def admin(gateway: GatewayProcess, method: str, path: str, body: Any = None, *, 
         return response.status, json.loads(response.read() or b"null")
     finally:
         connection.close()
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Receiver) -> None:
@@ -103,10 +96,10 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     # The core's change points write the events in their own transactions.
     status, key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main", "name": "hooked"})
     assert status == 201
-    _wait(lambda: len(receiver.received) == 1, "key.created")
+    wait_until_sync(lambda: len(receiver.received) == 1, what="key.created")
     status, _ = admin(gateway, "DELETE", f"/keys/{key['id']}")
     assert status == 200
-    _wait(lambda: len(receiver.received) == 2, "key.revoked")
+    wait_until_sync(lambda: len(receiver.received) == 2, what="key.revoked")
     events = [verify_with_sdk(r, secret) for r in receiver.received]
     assert [(e["type"], e["data"]["key_id"]) for e in events] == [
         ("key.created", key["id"]),
@@ -118,7 +111,7 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     done = cli(gateway, "test", endpoint_id)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("queued delivery whd_")
-    _wait(lambda: len(receiver.received) == 3, "webhook.test")
+    wait_until_sync(lambda: len(receiver.received) == 3, what="webhook.test")
     assert verify_with_sdk(receiver.received[2], secret)["type"] == "webhook.test"
 
     log = cli(gateway, "deliveries", "--endpoint", endpoint_id)
@@ -128,7 +121,7 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
 
     replayed = cli_json(gateway, "replay", events[0]["id"])
     assert [d["origin"] for d in replayed["data"]] == ["replay"]
-    _wait(lambda: len(receiver.received) == 4, "the replay")
+    wait_until_sync(lambda: len(receiver.received) == 4, what="the replay")
     assert receiver.received[3].body == receiver.received[0].body
 
     rotated = cli_json(gateway, "rotate", endpoint_id, "--overlap-seconds", "60")
@@ -136,7 +129,7 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert new_secret != secret
     assert rotated["previous_secret_expires"] > time.time()
     cli_json(gateway, "test", endpoint_id)
-    _wait(lambda: len(receiver.received) == 5, "a delivery during the overlap")
+    wait_until_sync(lambda: len(receiver.received) == 5, what="a delivery during the overlap")
     during = receiver.received[4]
     assert during.headers["runinfra-signature"].count("v1=") == 2
     assert verify_with_sdk(during, secret)["id"] == verify_with_sdk(during, new_secret)["id"]
@@ -226,14 +219,14 @@ def test_gateway_killed_mid_dispatch_delivers_after_restart(tmp_path: Path, rece
                            "--events", "key.created")
         for _ in range(3):
             assert admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main"})[0] == 201
-        _wait(lambda: receiver.in_flight >= 1, "a delivery in flight")
+        wait_until_sync(lambda: receiver.in_flight >= 1, what="a delivery in flight")
         gateway.kill()
         gateway.start()
-        _wait(lambda: len({json.loads(r.body)["id"] for r in receiver.received}) == 3
-              and receiver.in_flight == 0, "every event after the restart", timeout=30)
+        wait_until_sync(lambda: len({json.loads(r.body)["id"] for r in receiver.received}) == 3
+                        and receiver.in_flight == 0, what="every event after the restart", timeout=30)
         deliveries = cli_json(gateway, "deliveries")["data"]
-        _wait(lambda: all(d["state"] == "delivered" for d in cli_json(gateway, "deliveries")["data"]),
-              "the deliveries recorded", timeout=10)
+        wait_until_sync(lambda: all(d["state"] == "delivered" for d in cli_json(gateway, "deliveries")["data"]),
+                        what="the deliveries recorded", timeout=10)
     finally:
         gateway.stop()
     assert len(deliveries) == 3

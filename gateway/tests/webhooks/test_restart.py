@@ -8,19 +8,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from runinfra_gateway.store import Database
-from runinfra_gateway.webhooks.models import WebhookDelivery
 from runinfra_gateway.webhooks.service import WebhookService
-from sqlalchemy import select
 
 from .conftest import WORKSPACE
-from .helpers import enqueue
+from .helpers import delivery_states, enqueue, wait_until_sync
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
 
@@ -64,19 +61,6 @@ def worker(db: Database, data_dir: Path, log: Path) -> Iterator[subprocess.Popen
             process.wait(timeout=10)
 
 
-def _wait(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-
-
-def _states(db: Database) -> list[str]:
-    with db.session() as session:
-        return list(session.scalars(select(WebhookDelivery.state)))
-
-
 def test_kill_9_mid_dispatch_loses_nothing(
     db: Database, service: WebhookService, receiver: Receiver, tmp_path: Path
 ) -> None:
@@ -86,15 +70,17 @@ def test_kill_9_mid_dispatch_loses_nothing(
     log = tmp_path / "worker.log"
 
     with worker(db, tmp_path / "data", log) as first:
-        _wait(lambda: len(receiver.received) >= 5 and receiver.in_flight >= 1, 20, "requests in flight")
+        wait_until_sync(lambda: len(receiver.received) >= 5 and receiver.in_flight >= 1, 20, what="requests in flight")
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=10)
     in_flight_at_kill = receiver.in_flight
     assert in_flight_at_kill >= 1
-    assert "pending" in _states(db)  # the kill left work undone
+    assert "pending" in delivery_states(db)  # the kill left work undone
 
     with worker(db, tmp_path / "data", log):
-        _wait(lambda: _states(db) == ["delivered"] * EVENTS, 30, "every delivery after the restart")
+        wait_until_sync(
+            lambda: delivery_states(db) == ["delivered"] * EVENTS, 30, what="every delivery after the restart"
+        )
 
     by_id: dict[str, list[bytes]] = defaultdict(list)
     for received in receiver.received:
