@@ -105,7 +105,7 @@ class Ledger:
         journal_path: Path,
         topup_url: str,
         flush_interval_seconds: float = 0.05,
-        batch_size: int = 1000,
+        batch_size: int = 500,
         journal_segment_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._db = db

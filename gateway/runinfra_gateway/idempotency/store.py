@@ -106,6 +106,10 @@ class IdempotencyStore:
     ) -> StoredResponse | None:
         """None: proceed (the lock is taken). A StoredResponse: replay it. Otherwise raises the 409/422."""
         check_idempotency_key(idempotency_key)
+        if not isinstance(key_id, str) or not 0 < len(key_id) <= 64:
+            raise ValueError("key_id must be 1 to 64 characters")
+        if request_id is not None and len(request_id) > 128:
+            raise ValueError("request_id must be at most 128 characters")
         if not isinstance(fingerprint, bytes) or not 0 < len(fingerprint) <= _MAX_FINGERPRINT_BYTES:
             raise ValueError(f"fingerprint must be 1 to {_MAX_FINGERPRINT_BYTES} bytes (a sha256 digest)")
         lock = (key_id, idempotency_key)

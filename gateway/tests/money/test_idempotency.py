@@ -203,6 +203,10 @@ def test_longest_valid_key_and_bad_fingerprints(db: Database) -> None:
         for bad in (b"", b"x" * 65, "not bytes"):
             with pytest.raises(ValueError, match="fingerprint"):
                 await store.begin("key_1", "fp", bad)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="key_id"):
+            await store.begin("k" * 65, "fp", fingerprint(b"{}"))
+        with pytest.raises(ValueError, match="request_id"):
+            await store.begin("key_1", "fp", fingerprint(b"{}"), request_id="r" * 129)
         # A refused begin leaves no lock behind.
         assert await store.begin("key_1", "fp", fingerprint(b"{}")) is None
 
