@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+
+# The money tests' throwaway PostgreSQL server (initdb + postgres on 127.0.0.1), shared rather than copied.
+from money.postgres_server import create_database, postgres_server
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import Workspace
@@ -15,6 +19,11 @@ from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
 
 from .receiver import Receiver
+
+_database_names = itertools.count(1)
+
+#: Runs a test on SQLite and on a real PostgreSQL server.
+BOTH_STORES = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 
 WORKSPACE = "ws_hooks"
 OTHER_WORKSPACE = "ws_other"
@@ -31,8 +40,8 @@ FAST = WebhookSettings(
 )
 
 
-def migrated(path: Path) -> Database:
-    db = Database(f"sqlite:///{path}")
+def migrated(url: str) -> Database:
+    db = Database(url)
     upgrade(db)
     with db.session() as session:
         for workspace in (WORKSPACE, OTHER_WORKSPACE):
@@ -40,9 +49,23 @@ def migrated(path: Path) -> Database:
     return db
 
 
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = migrated(tmp_path / "gateway.sqlite3")
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite file; ``@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)``
+    also runs the test on a fresh database of a real PostgreSQL server."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
+        database = migrated(f"sqlite:///{tmp_path / 'gateway.sqlite3'}")
+    else:
+        assert kind == "postgresql"
+        server: str = request.getfixturevalue("postgres_url")
+        database = migrated(create_database(server, f"webhooks_{next(_database_names)}"))
     yield database
     database.close()
 

@@ -11,7 +11,7 @@ from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 
-from .conftest import WORKSPACE
+from .conftest import BOTH_STORES, WORKSPACE
 from .helpers import dispatching, wait_until
 from .receiver import Receiver
 from .verify import verify_with_sdk
@@ -19,6 +19,7 @@ from .verify import verify_with_sdk
 CENT = 1_000_000
 
 
+@BOTH_STORES
 def test_threshold_crossings_are_announced_once(
     db: Database, box: SecretBox, service: WebhookService, receiver: Receiver, tmp_path: Path
 ) -> None:

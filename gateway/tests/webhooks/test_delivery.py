@@ -12,12 +12,13 @@ from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 
-from .conftest import FAST, OTHER_WORKSPACE, WORKSPACE
+from .conftest import BOTH_STORES, FAST, OTHER_WORKSPACE, WORKSPACE
 from .helpers import delivery_states, dispatching, enqueue, wait_until
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
 
 
+@BOTH_STORES
 def test_delivery_is_signed_and_verifies_with_both_sdks(
     db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
 ) -> None:
@@ -61,6 +62,7 @@ def test_delivery_is_signed_and_verifies_with_both_sdks(
     asyncio.run(scenario())
 
 
+@BOTH_STORES
 def test_event_filter_and_workspace_scope(
     db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
 ) -> None:
@@ -82,6 +84,7 @@ def test_event_filter_and_workspace_scope(
     asyncio.run(scenario())
 
 
+@BOTH_STORES
 def test_failing_receiver_is_retried_with_the_same_id_and_body(
     db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
 ) -> None:
@@ -144,6 +147,7 @@ def test_retry_after_is_honoured(db: Database, box: SecretBox, service: WebhookS
     asyncio.run(scenario())
 
 
+@BOTH_STORES
 def test_gone_disables_the_endpoint(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
     async def scenario() -> None:
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/gone"))
@@ -205,6 +209,7 @@ def test_concurrency_is_bounded(db: Database, box: SecretBox, service: WebhookSe
     asyncio.run(scenario())
 
 
+@BOTH_STORES
 def test_replay_and_test_event(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
     async def scenario() -> None:
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))

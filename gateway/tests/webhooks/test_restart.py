@@ -16,7 +16,7 @@ from pathlib import Path
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.service import WebhookService
 
-from .conftest import WORKSPACE
+from .conftest import BOTH_STORES, WORKSPACE
 from .helpers import delivery_states, enqueue, wait_until_sync
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
@@ -61,6 +61,7 @@ def worker(db: Database, data_dir: Path, log: Path) -> Iterator[subprocess.Popen
             process.wait(timeout=10)
 
 
+@BOTH_STORES
 def test_kill_9_mid_dispatch_loses_nothing(
     db: Database, service: WebhookService, receiver: Receiver, tmp_path: Path
 ) -> None:

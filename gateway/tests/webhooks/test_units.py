@@ -22,7 +22,7 @@ from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
 from runinfra_gateway.webhooks.signing import sign, signature
 
-from .conftest import WORKSPACE
+from .conftest import BOTH_STORES, WORKSPACE
 
 
 def test_signature_header_format() -> None:
@@ -139,6 +139,7 @@ def test_secrets_are_not_stored_in_the_clear(db: Database, box: SecretBox, tmp_p
     assert b"we_" in raw  # the rows are there, only sealed
 
 
+@BOTH_STORES
 def test_models_match_the_migration(db: Database) -> None:
     with db.engine.connect() as connection:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)

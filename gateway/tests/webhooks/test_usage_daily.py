@@ -11,7 +11,7 @@ from runinfra_gateway.store.models import RequestLog
 from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.usage_digest import day_to_summarise, emit_usage_digests
 
-from .conftest import OTHER_WORKSPACE, WORKSPACE
+from .conftest import BOTH_STORES, OTHER_WORKSPACE, WORKSPACE
 from .helpers import wait_until
 from .receiver import Receiver
 from .verify import verify_with_peer, verify_with_sdk
@@ -44,6 +44,7 @@ def test_day_to_summarise() -> None:
     assert day_to_summarise(just_after_midnight + timedelta(minutes=4), 300).isoformat() == "2026-11-26"
 
 
+@BOTH_STORES
 def test_yesterday_is_summarised_once(db: Database, receiver: Receiver, tmp_path: Path) -> None:
     now = datetime.now(timezone.utc)
     yesterday = (now - timedelta(days=1)).replace(hour=12, minute=0, second=0, microsecond=0)
