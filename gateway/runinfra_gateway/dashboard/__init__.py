@@ -17,6 +17,7 @@ from runinfra_gateway.dashboard.auth import DashboardAuth
 from runinfra_gateway.dashboard.pages import Pages
 from runinfra_gateway.dashboard.render import STATIC_DIR, SecurityHeaders
 from runinfra_gateway.dashboard.sessions import SessionStore
+from runinfra_gateway.dashboard.webhooks_page import WebhooksPage
 from runinfra_gateway.state import GatewayState
 
 __all__ = ["create_app"]
@@ -26,6 +27,7 @@ def create_app(state: GatewayState) -> Starlette:
     """The dashboard app for one gateway; sessions live as long as this app."""
     auth = DashboardAuth(SessionStore(), lambda token: data.admin_token_matches(state, token))
     pages = Pages(state, auth)
+    webhooks = WebhooksPage(state, pages.context)
     guard = auth.guard
     routes = [
         Route("/login", auth.login_form, methods=["GET"]),
@@ -45,6 +47,9 @@ def create_app(state: GatewayState) -> Starlette:
         Route("/pipelines/{pipeline_id}/deploy", guard(pages.pipeline_deploy), methods=["GET"]),
         Route("/credits", guard(pages.credits_page), methods=["GET"]),
         Route("/credits/topup", guard(pages.topup), methods=["POST"]),
+        Route("/webhooks", guard(webhooks.page), methods=["GET"]),
+        Route("/webhooks", guard(webhooks.create), methods=["POST"]),
+        Route("/webhooks/action", guard(webhooks.act), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])

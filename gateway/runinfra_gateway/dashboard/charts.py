@@ -67,8 +67,8 @@ def bar_chart(
     *,
     label: str,
     value_format: str = "{:g}",
-    width: int = 640,
-    height: int = 180,
+    width: int = 900,
+    height: int = 170,
 ) -> Markup:
     """Vertical bars, one per ``(day label, value)``, with a top gridline value and day labels under the axis."""
     title = escape(label)

@@ -24,6 +24,7 @@ from runinfra_gateway.dashboard.render import prefix_of, render
 from runinfra_gateway.dashboard.sessions import IDLE_TIMEOUT_SECONDS, Session
 from runinfra_gateway.dashboard.snippets import snippets_for
 from runinfra_gateway.dashboard.views import WorkspaceView
+from runinfra_gateway.dashboard.webhooks_page import webhook_service
 from runinfra_gateway.state import GatewayState
 
 __all__ = ["Pages"]
@@ -57,7 +58,7 @@ class Pages:
             session.workspace_id = chosen.id
         return workspaces, chosen
 
-    async def _context(self, session: Session, title: str, section: str) -> dict[str, Any]:
+    async def context(self, session: Session, title: str, section: str) -> dict[str, Any]:
         workspaces, chosen = await self._workspace(session)
         return {
             "title": title,
@@ -65,7 +66,7 @@ class Pages:
             "workspaces": workspaces,
             "workspace_id": chosen.id if chosen else None,
             "workspace_name": chosen.name if chosen else "—",
-            "webhooks_available": False,
+            "webhooks_available": webhook_service(self.state) is not None,
         }
 
     # -- navigation ---------------------------------------------------------------------
@@ -86,7 +87,7 @@ class Pages:
         return RedirectResponse(target, status_code=303)
 
     async def session_page(self, request: Request, session: Session) -> Response:
-        context = await self._context(session, "Session", "session")
+        context = await self.context(session, "Session", "session")
         context.update(
             session_count=len(self.auth.sessions),
             idle_hours=int(IDLE_TIMEOUT_SECONDS // 3600),
@@ -97,7 +98,7 @@ class Pages:
     # -- API keys -----------------------------------------------------------------------
 
     async def keys_page(self, request: Request, session: Session) -> Response:
-        context = await self._context(session, "API Keys", "keys")
+        context = await self.context(session, "API Keys", "keys")
         workspace_id = context["workspace_id"]
         context["keys"] = await data.list_keys(self.state, workspace_id) if workspace_id else []
         context["pipelines"] = await data.list_pipelines(self.state, workspace_id) if workspace_id else []
@@ -144,7 +145,7 @@ class Pages:
     # -- deployments and deploy views ---------------------------------------------------
 
     async def deployments_page(self, request: Request, session: Session) -> Response:
-        context = await self._context(session, "Deployments", "deployments")
+        context = await self.context(session, "Deployments", "deployments")
         deployments = await data.list_deployments(self.state, context["workspace_id"])
         rows = []
         for d in deployments:
@@ -187,7 +188,7 @@ class Pages:
 
     async def deployment_deploy(self, request: Request, session: Session) -> Response:
         deployment_id = request.path_params["deployment_id"]
-        context = await self._context(session, "Deploy", "deployments")
+        context = await self.context(session, "Deploy", "deployments")
         deployment = await data.get_deployment(self.state, deployment_id, context["workspace_id"])
         if deployment is None:
             return self._not_found(request, session, context, f"No deployment {deployment_id!r} in this workspace.")
@@ -210,7 +211,7 @@ class Pages:
         return render(request, "deploy.html", context, session=session)
 
     async def pipelines_page(self, request: Request, session: Session) -> Response:
-        context = await self._context(session, "Pipelines", "pipelines")
+        context = await self.context(session, "Pipelines", "pipelines")
         workspace_id = context["workspace_id"]
         pipelines = await data.list_pipelines(self.state, workspace_id) if workspace_id else []
         deployments = {d.id: d for d in await data.list_deployments(self.state, workspace_id)}
@@ -228,7 +229,7 @@ class Pages:
 
     async def pipeline_deploy(self, request: Request, session: Session) -> Response:
         pipeline_id = request.path_params["pipeline_id"]
-        context = await self._context(session, "Deploy", "pipelines")
+        context = await self.context(session, "Deploy", "pipelines")
         workspace_id = context["workspace_id"]
         pipelines = await data.list_pipelines(self.state, workspace_id) if workspace_id else []
         pipeline = next((p for p in pipelines if p.id == pipeline_id), None)
@@ -274,7 +275,7 @@ class Pages:
     # -- usage & credits ----------------------------------------------------------------
 
     async def credits_page(self, request: Request, session: Session) -> Response:
-        context = await self._context(session, "Usage & credits", "usage")
+        context = await self.context(session, "Usage & credits", "usage")
         workspace_id = context["workspace_id"]
         balance_cents, held_cents = (0.0, 0.0)
         days: Sequence[data.DayPoint] = []

@@ -45,7 +45,10 @@ class Session:
     def check_csrf(self, presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(), self.csrf_token.encode())
 
-    def pop_pending_secret(self) -> dict[str, str] | None:
+    def pop_pending_secret(self, kind: str = "api_key") -> dict[str, str] | None:
+        """The secret waiting to be shown, if it is of ``kind`` (``api_key`` or ``webhook``); shown once."""
+        if self.pending_secret is None or self.pending_secret.get("kind", "api_key") != kind:
+            return None
         pending, self.pending_secret = self.pending_secret, None
         return pending
 

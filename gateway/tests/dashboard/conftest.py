@@ -103,7 +103,13 @@ def suite_deployments(upstream: str) -> dict[str, Any]:
 @contextmanager
 def serve_gateway(workdir: Path, *, deployments: dict[str, Any] | None = None) -> Iterator[Gateway]:
     """``runinfra serve --config … --port 0`` (the core's test harness); yields once verification finished."""
-    config = {"server": {"access_log": True}, "workspaces": WORKSPACES, **(deployments or {})}
+    config = {
+        "server": {"access_log": True},
+        # The webhook receiver of the tests listens on loopback, which the URL policy refuses unless allowed.
+        "webhooks": {"allowed_hosts": ["127.0.0.1"]},
+        "workspaces": WORKSPACES,
+        **(deployments or {}),
+    }
     process = GatewayProcess(workdir, config=config, admin_token=ADMIN_TOKEN)
     process.start(timeout=240)
     try:

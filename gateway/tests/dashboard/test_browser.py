@@ -11,11 +11,14 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-from runinfra import AuthenticationError, RunInfra
+from runinfra import AuthenticationError, RunInfra, construct_webhook_event
 
 from .conftest import PIPELINE, Gateway, login, screenshot
 
@@ -235,3 +238,60 @@ def test_login_page_screenshot(page: Any, gateway: Gateway) -> None:
     login(page, gateway)
     page.goto(f"{gateway.dashboard}/settings/session")
     screenshot(page, "11-session")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """The customer's webhook endpoint: records each signed delivery and answers 200."""
+
+    received: ClassVar[list[tuple[bytes, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        type(self).received.append((body, self.headers.get("runinfra-signature", "")))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_webhook_endpoint_secret_once_and_a_signed_test_delivery(page: Any, gateway: Gateway) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        login(page, gateway)
+        page.goto(f"{gateway.dashboard}/webhooks")
+        page.fill("#wh-url", url)
+        page.fill("#wh-desc", "dashboard test receiver")
+        page.click("button:has-text(\"Add endpoint\")")
+        assert page.locator(".notice-error").count() == 0, page.inner_text(".notice-error")
+        secret = page.inner_text("[data-testid=one-time-secret]").strip()
+        assert "RUNINFRA_WEBHOOK_SECRET" in page.inner_text("#new-secret")
+        page.locator("tr", has_text=url).locator("button", has_text="Send test").click()
+        assert "webhook.test" in page.inner_text(".notice-ok")
+
+        deadline = time.monotonic() + 30
+        test_event: dict[str, Any] | None = None
+        while test_event is None and time.monotonic() < deadline:
+            for body, signature in list(_Receiver.received):
+                event = construct_webhook_event(body, signature, secret)  # raises unless signed with it
+                if event["type"] == "webhook.test":
+                    test_event = event
+            time.sleep(0.2)
+        assert test_event is not None, "the test delivery never arrived"
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            page.reload()
+            states = page.locator("[data-testid=delivery-state]").all_inner_texts()
+            if "delivered" in states:
+                break
+            time.sleep(0.5)
+        assert "delivered" in states
+        assert secret not in page.content()
+        screenshot(page, "12-webhooks")
+    finally:
+        server.shutdown()
