@@ -357,8 +357,11 @@ class Dispatcher:
             ) as response:
                 status = response.status
                 retry_after = parse_retry_after(response.headers.get("Retry-After"), time.time())
-                raw = await response.content.read(self._settings.response_excerpt_bytes)
-                excerpt = raw.decode("utf-8", "replace") or None
+                # The status decides; the start of the body is only kept for the log, and a
+                # body that stalls or breaks after a 2xx status does not undo the delivery.
+                with contextlib.suppress(TimeoutError, aiohttp.ClientError):
+                    raw = await response.content.read(self._settings.response_excerpt_bytes)
+                    excerpt = raw.decode("utf-8", "replace") or None
                 if 300 <= status < 400:
                     error = f"redirect ({status}) not followed"
                 elif not 200 <= status < 300:

@@ -9,13 +9,15 @@ time); ``/retry-after/S`` (429 with ``Retry-After: S`` once, then 200);
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["Received", "Receiver"]
+__all__ = ["RawReceiver", "Received", "Receiver"]
 
 
 @dataclass(frozen=True)
@@ -111,3 +113,55 @@ class Receiver:
         if kind == "redirect":
             return 302, {"Location": self.url("/ok")}
         return 404, {}
+
+
+class RawReceiver:
+    """A TCP server that answers the n-th connection with ``replies[n]`` raw bytes (faults no real server makes).
+
+    ``None`` closes the connection without a word; after the bytes it holds the
+    connection open for ``linger`` seconds (a body that never finishes).
+    """
+
+    def __init__(self, replies: list[bytes | None], linger: float = 0.0) -> None:
+        self.requests: list[bytes] = []
+        self._replies = replies
+        self._linger = linger
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self) -> None:
+        self._closed.set()
+        self._socket.close()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(connection, len(self.requests)), daemon=True).start()
+            self.requests.append(b"")
+
+    def _answer(self, connection: socket.socket, index: int) -> None:
+        with connection:
+            connection.settimeout(5)
+            data = b""
+            with contextlib.suppress(OSError):
+                while b"\r\n\r\n" not in data:
+                    chunk = connection.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+            self.requests[index] = data
+            reply = self._replies[min(index, len(self._replies) - 1)]
+            if reply is None:
+                return
+            with contextlib.suppress(OSError):
+                connection.sendall(reply)
+                time.sleep(self._linger)

@@ -14,7 +14,7 @@ from runinfra_gateway.webhooks.service import WebhookService
 
 from .conftest import BOTH_STORES, FAST, OTHER_WORKSPACE, WORKSPACE
 from .helpers import delivery_states, dispatching, enqueue, wait_until
-from .receiver import Receiver
+from .receiver import RawReceiver, Receiver
 from .verify import verify_with_peer, verify_with_sdk
 
 
@@ -305,3 +305,31 @@ def test_unopenable_secret_fails_on_the_record_without_sending(
         assert all(a["error"].startswith("not sent: the endpoint's signing secret") for a in logged["attempt_log"])
 
     asyncio.run(scenario())
+
+
+def test_malformed_and_dropped_answers_are_failures_then_a_huge_body_is_cut_short(
+    db: Database, box: SecretBox, service: WebhookService
+) -> None:
+    huge = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 50000000\r\n\r\n" + b"x" * 100_000
+    raw = RawReceiver([b"this is not HTTP\r\n\r\n", None, huge], linger=5)
+
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=raw.url("/hook"))
+        enqueue(db, "key.created", {"key_id": "k"})
+        async with dispatching(db, box):
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="delivery on the third answer")
+        (logged,) = await service.list_deliveries(endpoint_id=endpoint.id)
+        first, second, third = logged["attempt_log"]
+        assert first["status"] is None
+        assert first["error"].startswith("ClientResponseError")
+        assert second["status"] is None
+        assert "ServerDisconnectedError" in second["error"]
+        assert third["status"] == 200
+        assert third["error"] is None
+        assert third["latency_ms"] < 1_000  # did not wait for (or read) the 50 MB body
+        assert all(b"runinfra-signature: t=" in r.lower() for r in raw.requests)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        raw.close()
