@@ -23,9 +23,16 @@ import struct
 import time
 from typing import Any, AsyncIterator, Mapping, Sequence
 
-import aiohttp
 import orjson
 
+from runinfra_gateway.backends._http_client import (
+    ConnectFailed,
+    ConnectionLost,
+    Endpoint,
+    HttpClient,
+    ProtocolError,
+    Response,
+)
 from runinfra_gateway.backends._read_chunks import read_chunk
 from runinfra_gateway.backends._replicas import Replica, ReplicaSet
 from runinfra_gateway.backends._sse_reader import SSEOverflow, SSEReader
@@ -33,7 +40,7 @@ from runinfra_gateway.backends._upstream_config import UpstreamConfig
 from runinfra_gateway.backends._upstream_errors import error_from_upstream, upstream_message
 from runinfra_gateway.backends._usage_estimate import estimated_usage
 from runinfra_gateway.backends.base import AudioResult, ChatChunk, Operation, ProbeResult, TranscriptionInput
-from runinfra_gateway.errors import GatewayError, deployment_error
+from runinfra_gateway.errors import GatewayError, deployment_error, invalid_request
 from runinfra_gateway.shaping.responses import responses_to_chat
 
 __all__ = ["UpstreamBackend"]
@@ -58,21 +65,13 @@ class UpstreamBackend:
             policy=config.load_balancing,
             cooldown_seconds=config.health_check_interval_seconds or 5.0,
         )
-        headers = {"Content-Type": "application/json"}
-        if config.api_key:
-            headers["Authorization"] = "Bearer " + config.api_key
-        self._json_headers = headers
-        self._stream_headers = {**headers, "Accept": "text/event-stream"}
-        self._auth_headers = {k: v for k, v in headers.items() if k == "Authorization"}
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.timeout_seconds, connect=config.connect_timeout_seconds
-        )
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=config.stream_timeout_seconds,
-            connect=config.connect_timeout_seconds,
-            sock_read=config.timeout_seconds,
-        )
-        self._session: aiohttp.ClientSession | None = None
+        # Request head lines, encoded once (the key is never logged; it lives only in these bytes).
+        auth = b"Authorization: Bearer " + config.api_key.encode("latin-1") + b"\r\n" if config.api_key else b""
+        self._auth_headers = auth
+        self._json_headers = b"Content-Type: application/json\r\n" + auth
+        self._stream_headers = self._json_headers + b"Accept: text/event-stream\r\n"
+        self._endpoints = {url: Endpoint.from_url(url) for url in config.base_urls}
+        self._client: HttpClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._closed = False
 
@@ -113,9 +112,10 @@ class UpstreamBackend:
         request["stream"] = True
         options = request.get("stream_options")
         request["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        replica, response = await self._send(
-            "/chat/completions", orjson.dumps(request), self._stream_headers, self._stream_timeout
-        )
+        replica, response = await self._send("/chat/completions", orjson.dumps(request), self._stream_headers)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._config.stream_timeout_seconds
+        idle = self._config.timeout_seconds
         reusable = False
         try:
             if response.status >= 300:
@@ -125,7 +125,14 @@ class UpstreamBackend:
             content_deltas = 0
             last: dict[str, Any] = {}
             done = False
-            async for piece in response.content.iter_any():
+            while True:
+                left = deadline - loop.time()
+                if left <= 0:
+                    raise TimeoutError
+                piece = await response.read_any(min(idle, left))
+                if not piece:
+                    done = b"[DONE]" in reader.close()
+                    break
                 payloads = reader.feed(piece)
                 if not payloads:
                     continue
@@ -159,13 +166,11 @@ class UpstreamBackend:
                     raise failure
                 if done:
                     break
-            else:
-                done = b"[DONE]" in reader.close()
             if not done:
                 raise deployment_error(
                     f"The upstream stream of {self.deployment_id!r} ended before [DONE]; the answer may be cut short."
                 )
-            reusable = response.content.at_eof()
+            reusable = response.at_eof()
             if not usage_seen:
                 yield ChatChunk.from_dict({
                     "id": last.get("id", "chatcmpl-" + secrets.token_hex(12)),
@@ -177,12 +182,13 @@ class UpstreamBackend:
                 })
         except TimeoutError:
             raise deployment_error(
-                f"The upstream stream of {self.deployment_id!r} went silent for {self._config.timeout_seconds:g} s.",
+                f"The upstream stream of {self.deployment_id!r} went silent for {self._config.timeout_seconds:g} s "
+                "or ran past its stream_timeout_seconds.",
                 status=504,
             ) from None
         except SSEOverflow as exc:
             raise deployment_error(f"The upstream stream of {self.deployment_id!r} is malformed: {exc}.") from None
-        except aiohttp.ClientError as exc:
+        except (ConnectionLost, ProtocolError) as exc:
             raise deployment_error(
                 f"The connection to the upstream engine of {self.deployment_id!r} broke mid-stream "
                 f"({type(exc).__name__})."
@@ -214,9 +220,7 @@ class UpstreamBackend:
     async def speech(self, body: Mapping[str, Any]) -> AudioResult:
         request = self._upstream_body(body)
         fmt = str(request.get("response_format") or "mp3")
-        _status, headers, content = await self._exchange(
-            "/audio/speech", orjson.dumps(request), self._json_headers
-        )
+        _status, headers, content = await self._exchange("/audio/speech", orjson.dumps(request), self._json_headers)
         content_type = headers.get("content-type", "").split(";")[0].strip()
         if not content_type or content_type == "application/octet-stream":
             content_type = _AUDIO_TYPES.get(fmt, "application/octet-stream")
@@ -226,7 +230,10 @@ class UpstreamBackend:
 
     async def transcribe(self, upload: TranscriptionInput) -> dict[str, Any]:
         # Forwarded byte for byte: the multipart body the client sent, with its boundary.
-        headers = {**self._auth_headers, "Content-Type": upload.raw_content_type}
+        content_type = upload.raw_content_type.encode("latin-1")
+        if b"\r" in content_type or b"\n" in content_type:
+            raise invalid_request("The upload's Content-Type cannot be forwarded.", param="file")
+        headers = self._auth_headers + b"Content-Type: " + content_type + b"\r\n"
         _status, _, content = await self._exchange("/audio/transcriptions", upload.raw_body, headers)
         return self._json_object(content)
 
@@ -240,9 +247,9 @@ class UpstreamBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._health_task
             self._health_task = None
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
     # -- the HTTP exchange --------------------------------------------------------------------
 
@@ -252,23 +259,20 @@ class UpstreamBackend:
             request["model"] = self._model
         return request
 
-    def _open_session(self) -> aiohttp.ClientSession:
+    def _open_client(self) -> HttpClient:
         if self._closed:
             raise deployment_error(f"Deployment {self.deployment_id!r} is shutting down.", status=503,
                                    retry_after_seconds=1)
-        connector = aiohttp.TCPConnector(
-            limit=self._config.max_connections, limit_per_host=0, keepalive_timeout=30, ttl_dns_cache=300
+        self._client = HttpClient(
+            max_connections=self._config.max_connections, connect_timeout=self._config.connect_timeout_seconds
         )
-        self._session = aiohttp.ClientSession(connector=connector, skip_auto_headers=("User-Agent",))
         if self._config.health_check_interval_seconds > 0:
             self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
-        return self._session
+        return self._client
 
-    async def _send(
-        self, path: str, data: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout
-    ) -> tuple[Replica, aiohttp.ClientResponse]:
+    async def _send(self, path: str, data: bytes, headers: bytes) -> tuple[Replica, Response]:
         """Send to the best replica that accepts a connection; the response is open and its replica counted busy."""
-        session = self._session or self._open_session()
+        client = self._client or self._open_client()
         candidates = self._replicas.candidates()
         if not candidates:
             raise deployment_error(
@@ -279,23 +283,26 @@ class UpstreamBackend:
         failure = ""
         timed_out = False
         for replica in candidates:
+            endpoint = self._endpoints[replica.base_url]
             replica.in_flight += 1
             try:
                 async with asyncio.timeout(self._config.first_byte_timeout_seconds):
-                    response = await session.post(
-                        replica.base_url + path, data=data, headers=headers, timeout=timeout, allow_redirects=False
-                    )
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                    response = await client.request(b"POST", endpoint, endpoint.base_path + path, headers, data)
+            except ConnectFailed as exc:
                 # Nothing reached the engine: mark the replica down and try the next one.
                 replica.in_flight -= 1
-                timed_out = isinstance(exc, aiohttp.ConnectionTimeoutError)
+                timed_out = exc.timed_out
                 failure = "connect timeout" if timed_out else "connection refused"
                 self._replicas.mark_down(replica, failure)
                 continue
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                # Dropped before any response byte (often a stale keep-alive): safe to send elsewhere.
+            except ConnectionLost as exc:
                 replica.in_flight -= 1
-                failure = f"connection lost ({type(exc).__name__})"
+                if not exc.before_response:
+                    raise deployment_error(
+                        f"The connection to the upstream engine of {self.deployment_id!r} broke mid-response."
+                    ) from None
+                # Dropped before any response byte: safe to send elsewhere.
+                failure = "connection lost before the response"
                 timed_out = False
                 continue
             except TimeoutError:
@@ -305,10 +312,10 @@ class UpstreamBackend:
                     f"{self._config.first_byte_timeout_seconds:g} s.",
                     status=504,
                 ) from None
-            except aiohttp.ClientError as exc:
+            except ProtocolError:
                 replica.in_flight -= 1
                 raise deployment_error(
-                    f"The upstream engine of {self.deployment_id!r} sent an invalid response ({type(exc).__name__})."
+                    f"The upstream engine of {self.deployment_id!r} sent an invalid HTTP response."
                 ) from None
             except BaseException:
                 replica.in_flight -= 1
@@ -319,9 +326,20 @@ class UpstreamBackend:
             status=504 if timed_out else 502,
         )
 
-    async def _exchange(self, path: str, data: bytes, headers: Mapping[str, str]) -> tuple[int, Any, bytes]:
+    async def _exchange(self, path: str, data: bytes, headers: bytes) -> tuple[int, dict[str, str], bytes]:
         """A whole non-streaming exchange: ``(status, headers, body)`` of a 2xx answer, else the mapped error."""
-        replica, response = await self._send(path, data, headers, self._timeout)
+        try:
+            async with asyncio.timeout(self._config.timeout_seconds):
+                return await self._exchange_within(path, data, headers)
+        except TimeoutError:
+            raise deployment_error(
+                f"The upstream engine of {self.deployment_id!r} did not finish within "
+                f"{self._config.timeout_seconds:g} s.",
+                status=504,
+            ) from None
+
+    async def _exchange_within(self, path: str, data: bytes, headers: bytes) -> tuple[int, dict[str, str], bytes]:
+        replica, response = await self._send(path, data, headers)
         complete = False
         try:
             if response.status >= 300:
@@ -329,13 +347,7 @@ class UpstreamBackend:
             content = await response.read()
             complete = True
             return response.status, response.headers, content
-        except TimeoutError:
-            raise deployment_error(
-                f"The upstream engine of {self.deployment_id!r} did not finish within "
-                f"{self._config.timeout_seconds:g} s.",
-                status=504,
-            ) from None
-        except aiohttp.ClientError as exc:
+        except (ConnectionLost, ProtocolError) as exc:
             raise deployment_error(
                 f"The connection to the upstream engine of {self.deployment_id!r} broke ({type(exc).__name__})."
             ) from None
@@ -350,10 +362,10 @@ class UpstreamBackend:
         _, _, content = await self._exchange(path, orjson.dumps(body), self._json_headers)
         return self._json_object(content)
 
-    async def _error_response(self, response: aiohttp.ClientResponse) -> GatewayError:
+    async def _error_response(self, response: Response) -> GatewayError:
         try:
-            body = await response.content.read(_ERROR_BODY_LIMIT)
-        except (aiohttp.ClientError, TimeoutError):
+            body = await response.read(_ERROR_BODY_LIMIT)
+        except (ConnectionLost, ProtocolError, TimeoutError):
             body = b""
         if 300 <= response.status < 400:
             return deployment_error(
@@ -388,38 +400,37 @@ class UpstreamBackend:
 
     # -- health and verification --------------------------------------------------------------
 
-    def _health_url(self, replica: Replica) -> str:
+    def _health_path(self, replica: Replica) -> str:
         path = self._config.health_check_path
-        if path.startswith("/"):
-            scheme, rest = replica.base_url.split("://", 1)
-            return f"{scheme}://{rest.split('/', 1)[0]}{path}"
-        return f"{replica.base_url}/{path}"
+        return path if path.startswith("/") else f"{self._endpoints[replica.base_url].base_path}/{path}"
 
     async def _health_loop(self) -> None:
         interval = self._config.health_check_interval_seconds
-        timeout = aiohttp.ClientTimeout(total=min(5.0, interval), connect=self._config.connect_timeout_seconds)
         while True:
             # A replica answering requests right now is evidently up; probing it anyway would cost the engine
             # work, and llama-cpp-python's server (by default) ends a running stream when another request comes.
             idle = [replica for replica in self._replicas.replicas if not replica.in_flight]
-            await asyncio.gather(*(self._check(replica, timeout) for replica in idle))
+            await asyncio.gather(*(self._check(replica, min(5.0, interval)) for replica in idle))
             await asyncio.sleep(interval)
 
-    async def _check(self, replica: Replica, timeout: aiohttp.ClientTimeout) -> None:
-        assert self._session is not None
+    async def _check(self, replica: Replica, timeout: float) -> None:
+        assert self._client is not None
+        endpoint = self._endpoints[replica.base_url]
         try:
-            async with self._session.get(
-                self._health_url(replica), headers=self._auth_headers, timeout=timeout, allow_redirects=False
-            ) as response:
-                await response.read()
-                healthy = 200 <= response.status < 300
-                reason = f"health check answered {response.status}"
+            async with asyncio.timeout(timeout):
+                response = await self._client.request(b"GET", endpoint, self._health_path(replica), self._auth_headers)
+                try:
+                    await response.read(_ERROR_BODY_LIMIT)
+                finally:
+                    response.close()
+            healthy = 200 <= response.status < 300
+            reason = f"health check answered {response.status}"
         except TimeoutError:
             if replica.in_flight:
                 # Busy serving us (llama.cpp's server answers /models only between generations): alive.
                 return
             healthy, reason = False, "health check timed out"
-        except aiohttp.ClientError as exc:
+        except (ConnectFailed, ConnectionLost, ProtocolError) as exc:
             healthy, reason = False, f"health check failed ({type(exc).__name__})"
         if healthy:
             self._replicas.mark_up(replica)

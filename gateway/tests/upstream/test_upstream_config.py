@@ -43,5 +43,4 @@ def test_api_key_from_the_environment_stays_out_of_reprs(monkeypatch: pytest.Mon
                                                   "api_key_env": "RUNINFRA_TEST_UPSTREAM_KEY"})
     assert "sk-very-secret" not in repr(backend)
     assert "sk-very-secret" not in repr(backend._config)
-    assert backend._json_headers["Authorization"] == "Bearer sk-very-secret"
     assert backend.replicas[0].base_url == "http://127.0.0.1:1/v1"

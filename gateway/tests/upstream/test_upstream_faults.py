@@ -76,7 +76,10 @@ async def wait_for_disconnect(request: web.Request, seen: asyncio.Event, seconds
 # -- the happy path and what is sent upstream ------------------------------------------------
 
 
-async def test_request_rewrites_model_asks_for_usage_and_sends_the_key(start_server: StartServer) -> None:
+async def test_request_rewrites_model_asks_for_usage_and_sends_the_key(
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNINFRA_TEST_UPSTREAM_KEY", "sk-upstream-secret")
     seen: list[tuple[dict[str, Any], str | None]] = []
 
     async def chat(request: web.Request) -> web.StreamResponse:
@@ -87,7 +90,7 @@ async def test_request_rewrites_model_asks_for_usage_and_sends_the_key(start_ser
         return web.json_response(COMPLETION)
 
     url = await start_server({"POST /v1/chat/completions": chat})
-    b = backend(url, model="upstream-name", api_key="sk-upstream-secret")
+    b = backend(url, model="upstream-name", api_key_env="RUNINFRA_TEST_UPSTREAM_KEY")
     try:
         assert (await b.chat({**CHAT, "stream_options": {"include_usage": False}}))["usage"]["total_tokens"] == 4
         chunks = await collect(b.chat_stream({**CHAT, "stream_options": {"include_usage": False}}))
