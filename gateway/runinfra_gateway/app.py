@@ -14,8 +14,7 @@ import asyncio
 import logging
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TextIO
 
 from runinfra_gateway import errors
 from runinfra_gateway.admin.routes import create_admin_app
@@ -149,24 +148,20 @@ class GatewayApp:
             self._record(state, call)
 
     def _record(self, state: GatewayState, call: Call) -> None:
+        """One log line, one metrics sample, one request-log row (written later, in a batch)."""
         elapsed = time.perf_counter() - call.started
         status = call.status or 499
         key = call.key
         usage = call.usage
-        input_tokens = usage.input_tokens if usage is not None else 0
-        output_tokens = usage.output_tokens if usage is not None else 0
-        route = route_label(call)
-        state.metrics.observe(route, status, elapsed)
-        if call.cost_microcents and call.deployment_id is not None:
-            state.metrics.cost.labels(call.deployment_id).inc(call.cost_microcents)
-        if usage is not None and call.deployment_id is not None:
-            state.metrics.tokens.labels(call.deployment_id, "input").inc(input_tokens)
-            state.metrics.tokens.labels(call.deployment_id, "output").inc(output_tokens)
-        now = time.time()
-        latency_ms = round(elapsed * 1000, 3)
+        deployment = call.deployment_id
+        state.metrics.observe(route_label(call), status, elapsed)
+        if usage is not None and deployment is not None:
+            state.metrics.charged(deployment, call.cost_microcents, usage.input_tokens, usage.output_tokens)
         workspace_id = key.workspace_id if key is not None else None
         key_id = key.id if key is not None else None
-        record: dict[str, Any] = {
+        latency_ms = round(elapsed * 1000, 3)
+        now = time.time()
+        state.access_log.write({
             "ts": round(now, 3),
             "request_id": call.request_id,
             "client_request_id": call.client_request_id,
@@ -177,12 +172,12 @@ class GatewayApp:
             "workspace_id": workspace_id,
             "key_id": key_id,
             "pipeline_id": call.pipeline_id,
-            "deployment": call.deployment_id,
+            "deployment": deployment,
             "operation": call.operation,
             "stream": call.stream,
             "usage": None if usage is None else {
-                "input_tokens": input_tokens,
-                "output_tokens": output_tokens,
+                "input_tokens": usage.input_tokens,
+                "output_tokens": usage.output_tokens,
                 "images": usage.images,
                 "audio_seconds": usage.audio_seconds,
                 "characters": usage.characters,
@@ -190,25 +185,13 @@ class GatewayApp:
             "cost_microcents": call.cost_microcents,
             "error_type": call.error_type,
             "replayed": call.replayed,
-        }
-        state.access_log.write(record)
-        state.request_log.add({
-            "request_id": call.request_id,
-            "client_request_id": call.client_request_id,
-            "workspace_id": workspace_id,
-            "key_id": key_id,
-            "deployment_id": call.deployment_id,
-            "operation": call.operation,
-            "method": call.method[:8],
-            "path": call.path[:300],
-            "status": status,
-            "error_type": call.error_type,
-            "latency_ms": latency_ms,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "cost_microcents": call.cost_microcents,
-            "created": datetime.fromtimestamp(now, timezone.utc),
         })
+        state.request_log.add((
+            call.request_id, call.client_request_id, workspace_id, key_id, deployment, call.operation,
+            call.method[:8], call.path[:300], status, call.error_type, latency_ms,
+            usage.input_tokens if usage is not None else 0, usage.output_tokens if usage is not None else 0,
+            call.cost_microcents, now,
+        ))
 
     async def _other(self, path: str, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 
@@ -11,9 +12,14 @@ __all__ = ["client_request_id", "new_request_id"]
 # could forge a log line or a header. Anything else is dropped, not "cleaned".
 _CLIENT_ID = re.compile(rb"^[\x21-\x7e]{1,128}$")
 
+# Ids must be unique, not secret: a random per-process prefix (72 bits, so restarts and
+# replicas never collide) and a counter. No system call per request.
+_PREFIX = "req_" + os.urandom(9).hex()
+_COUNTER = itertools.count(1)
+
 
 def new_request_id() -> str:
-    return "req_" + os.urandom(12).hex()
+    return f"{_PREFIX}{next(_COUNTER):010x}"
 
 
 def client_request_id(raw: bytes | None) -> str | None:

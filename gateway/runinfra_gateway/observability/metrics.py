@@ -39,6 +39,7 @@ class Metrics:
             registry=self.registry,
         )
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._deployment_children: dict[str, tuple[Counter, Counter, Counter]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         children = self._children.get((route, status))
@@ -47,6 +48,22 @@ class Metrics:
             self._children[(route, status)] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def charged(self, deployment: str, microcents: int, input_tokens: int, output_tokens: int) -> None:
+        children = self._deployment_children.get(deployment)
+        if children is None:
+            children = (
+                self.cost.labels(deployment),
+                self.tokens.labels(deployment, "input"),
+                self.tokens.labels(deployment, "output"),
+            )
+            self._deployment_children[deployment] = children
+        if microcents:
+            children[0].inc(microcents)
+        if input_tokens:
+            children[1].inc(input_tokens)
+        if output_tokens:
+            children[2].inc(output_tokens)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

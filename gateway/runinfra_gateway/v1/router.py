@@ -46,6 +46,8 @@ def _segments(call: Call) -> list[str]:
     if parts and parts[-1] == b"" and len(parts) > 1:
         parts.pop()  # one trailing slash is harmless
     try:
+        if b"%" not in raw:  # the common case: nothing to decode
+            return [part.decode("utf-8") for part in parts]
         return [unquote_to_bytes(part).decode("utf-8") for part in parts]
     except UnicodeDecodeError:
         raise errors.not_found(call.path[:200]) from None
