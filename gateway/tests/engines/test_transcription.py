@@ -124,9 +124,11 @@ def test_audio_longer_than_the_duration_limit_is_413_even_when_small(loop: Loop,
     assert (error.status, error.code) == (413, "request_too_large")
 
 
-def test_pocketsphinx_has_no_prompt_parameter() -> None:
+def test_pocketsphinx_refuses_a_prompt_it_cannot_use(loop: Loop, sphinx: EmbeddedBackend, spoken: bytes) -> None:
     from runinfra_gateway.backends.embedded import describe
 
     params: Any = describe({"engine": "pocketsphinx"}).params["audio.transcriptions"]
     assert "prompt" not in params
     assert "prompt" in describe({"engine": "whisper"}).params["audio.transcriptions"]
+    error = expect_error(loop.run, sphinx.transcribe(upload(spoken, prompt="finance")))
+    assert (error.status, error.code, error.param) == (400, "unsupported_parameter", "prompt")
