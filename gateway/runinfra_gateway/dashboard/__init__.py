@@ -52,4 +52,8 @@ def create_app(state: GatewayState) -> Starlette:
         Route("/webhooks/action", guard(webhooks.act), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: auth.not_found, 405: auth.not_found},
+    )

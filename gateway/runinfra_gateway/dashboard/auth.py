@@ -18,7 +18,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -201,5 +200,13 @@ class DashboardAuth:
         self._clear_cookie(response, request, COOKIE_NAME)
         return response
 
-    def describe(self) -> dict[str, Any]:
-        return {"session_count": len(self.sessions)}
+    async def not_found(self, request: Request, exc: Exception) -> Response:
+        """404 (and 405) as a page of the dashboard, not a bare text line."""
+        status = int(getattr(exc, "status_code", 404))
+        return render(
+            request,
+            "error.html",
+            {"title": "Not found", "heading": "Nothing here", "message": "This dashboard page does not exist."},
+            session=self.session_of(request),
+            status_code=status,
+        )

@@ -202,3 +202,28 @@ def _cookie(name: str, value: str, gateway: Gateway) -> http.cookiejar.Cookie:
     return http.cookiejar.Cookie(
         0, name, value, None, False, host, False, False, "/dashboard", True, False, None, False, None, None, {}
     )
+
+
+def test_the_workspace_switch_scopes_keys_and_credits(gateway: Gateway, browser_session: DashboardSession) -> None:
+    gateway.new_key(name="only-in-default")
+    assert "only-in-default" in browser_session.get("/settings/api-keys").body
+    csrf = browser_session.csrf()
+    switched = browser_session.post("/workspace", {"csrf_token": csrf, "workspace_id": "acme",
+                                                   "next": "/dashboard/credits"})
+    assert switched.location == "/dashboard/credits"
+    assert "only-in-default" not in browser_session.get("/settings/api-keys").body
+    assert 'data-testid="balance">$0.00<' in browser_session.get("/credits").body
+    # An unknown workspace id is ignored, not stored.
+    browser_session.post("/workspace", {"csrf_token": csrf, "workspace_id": "../default", "next": "/dashboard/"})
+    assert "only-in-default" not in browser_session.get("/settings/api-keys").body
+    browser_session.post("/workspace", {"csrf_token": csrf, "workspace_id": WORKSPACE, "next": "/dashboard/"})
+    assert "only-in-default" in browser_session.get("/settings/api-keys").body
+
+
+def test_unknown_pages_and_the_bare_mount_point(gateway: Gateway, browser_session: DashboardSession) -> None:
+    assert browser_session.get("").location in ("/dashboard/", f"{gateway.dashboard}/")
+    missing = browser_session.get("/no/such/page")
+    assert missing.status == 404
+    assert "Nothing here" in missing.body
+    assert browser_session.get("/static/../templates/base.html").status == 404
+    assert browser_session.post("/deployments", {"csrf_token": browser_session.csrf()}).status == 405
