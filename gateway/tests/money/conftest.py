@@ -16,7 +16,7 @@ from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 
 from .helpers import migrated_database
-from .postgres_server import create_database, postgres_server
+from .servers import create_database, postgres_server
 
 _database_names = itertools.count(1)
 

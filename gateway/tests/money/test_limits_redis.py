@@ -9,7 +9,7 @@ import pytest
 from runinfra_gateway.errors import GatewayError
 from runinfra_gateway.limits import RateLimiter
 
-from .redis_server import free_port, redis_server
+from .servers import free_port, redis_server
 
 
 @pytest.fixture(scope="module")
