@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -229,10 +230,14 @@ class Dispatcher:
         self._stopping = False
 
     async def start(self) -> None:
+        tls = ssl.create_default_context()
+        if self._settings.tls_ca_file is not None:
+            tls.load_verify_locations(cafile=self._settings.tls_ca_file)
         connector = aiohttp.TCPConnector(
             resolver=CheckedResolver(self._settings),
             use_dns_cache=False,
             limit=self._settings.max_concurrency,
+            ssl=tls,
         )
         # trust_env stays off: no proxy from the environment may carry a delivery elsewhere.
         self._http = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "IPNetwork", "WebhookSettings", "normalize_host"]
@@ -36,6 +37,8 @@ class WebhookSettings:
     # Private networks an operator allows for https:// endpoints.
     allowed_networks: tuple[IPNetwork, ...] = ()
     rotation_overlap_seconds: float = 86_400.0
+    # Extra certificate authorities (PEM) trusted for https endpoints, beside the system's.
+    tls_ca_file: str | None = None
     max_retry_after_seconds: float = 86_400.0
     response_excerpt_bytes: int = 512
     # usage.daily summarises a UTC day this long after it ends (the request log is written in batches).
@@ -78,6 +81,7 @@ class WebhookSettings:
             "response_excerpt_bytes",
             "usage_daily_delay_seconds",
             "usage_daily_check_seconds",
+            "tls_ca_file",
         }
         unknown = sorted(set(table) - known)
         if unknown:
@@ -100,6 +104,11 @@ class WebhookSettings:
             for name in ("max_concurrency", "response_excerpt_bytes"):
                 if name in table:
                     kwargs[name] = int(table[name])
+            if "tls_ca_file" in table:
+                ca_file = str(table["tls_ca_file"])
+                if not Path(ca_file).is_file():
+                    raise ValueError(f"webhooks.tls_ca_file: no file at {ca_file!r}")
+                kwargs["tls_ca_file"] = ca_file
             if "allowed_hosts" in table:
                 kwargs["allowed_hosts"] = frozenset(normalize_host(str(h)) for h in table["allowed_hosts"])
             if "allowed_networks" in table:
