@@ -7,7 +7,7 @@ from typing import Any
 
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import Tenant, admin
+from .conftest import Tenant, admin, request
 
 MESSAGES = [{"role": "user", "content": "Count: one, two, three"}]
 
@@ -135,5 +135,6 @@ def test_requests_are_logged_as_one_json_line_without_secrets(gateway: GatewayPr
     assert line["latency_ms"] > 0
     everything = gateway.stderr() + gateway.stdout()
     assert tenant.key not in everything
-    metrics = admin(gateway, "GET", "/../../metrics")
+    metrics = request(gateway.base_url, "GET", "/metrics")
+    assert b"runinfra_charged_microcents" in metrics.body
     assert tenant.key not in metrics.body.decode()

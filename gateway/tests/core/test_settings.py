@@ -1,0 +1,94 @@
+"""Config validation: every mistake is refused with the key that is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runinfra_gateway.engines import default_config
+from runinfra_gateway.settings import ConfigError, load_settings, settings_from_mapping
+
+DEPLOYMENT = {"id": "m", "backend": "upstream", "base_url": "http://127.0.0.1:1/v1", "operations": ["embeddings"]}
+
+
+@pytest.mark.parametrize(
+    ("document", "where"),
+    [
+        ({"server": {"port": "80"}}, "server.port"),
+        ({"server": {"prot": 80}}, "server.prot"),
+        ({"server": {"max_body_bytes": 10}}, "server.max_body_bytes"),
+        ({"server": {"access_log": "yes"}}, "server.access_log"),
+        ({"limits": {"requests_per_minute": 0}}, "limits.requests_per_minute"),
+        ({"colour": "red"}, "config.colour"),
+        ({"deployments": {"id": "x"}}, "deployments: expected an array"),
+        ({"deployments": [{**DEPLOYMENT, "backend": "magic"}]}, "deployments[0].backend"),
+        ({"deployments": [{**DEPLOYMENT, "operations": []}]}, "deployments[0].operations"),
+        ({"deployments": [{**DEPLOYMENT, "operations": ["embeddings", "chat"]}]}, "deployments[0].operations[1]"),
+        ({"deployments": [{**DEPLOYMENT, "id": "a/../b"}]}, "deployments[0].id"),
+        ({"deployments": [{**DEPLOYMENT, "params": ["ok", 3]}]}, "deployments[0].params[1]"),
+        ({"deployments": [DEPLOYMENT, DEPLOYMENT]}, "deployments[1].id"),
+        ({"workspaces": [{"id": "w x"}]}, "workspaces[0].id"),
+        ({"workspaces": [{"id": "w", "credits_cents": -1}]}, "workspaces[0].credits_cents"),
+        ({"workspaces": [{"id": "w"}], "deployments": [DEPLOYMENT], "pipelines": [
+            {"id": "models", "workspace": "w",
+             "deployments": {"speech_to_text": "m", "llm": "m", "text_to_speech": "m"}}]}, "pipelines[0].id"),
+        ({"workspaces": [{"id": "w"}], "deployments": [DEPLOYMENT], "pipelines": [
+            {"id": "p", "workspace": "w",
+             "deployments": {"speech_to_text": "m", "llm": "nope", "text_to_speech": "m"}}]},
+         "pipelines[0].deployments.llm"),
+        ({"deployments": [DEPLOYMENT], "pipelines": [
+            {"id": "p", "workspace": "ghost",
+             "deployments": {"speech_to_text": "m", "llm": "m", "text_to_speech": "m"}}]},
+         "pipelines[0].workspace"),
+    ],
+)
+def test_bad_values_name_their_key(document: dict[str, Any], where: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings_from_mapping(document)
+    assert where in str(refused.value)
+
+
+def test_file_env_and_flags_layer(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[server]\nport = 9000\nhost = "0.0.0.0"\n', encoding="utf-8")
+    settings = load_settings(path, environ={"RUNINFRA_PORT": "9100", "RUNINFRA_DATA_DIR": str(tmp_path)})
+    assert settings.port == 9100
+    assert settings.host == "0.0.0.0"
+    assert settings.data_dir == tmp_path
+    assert settings.base_url == "http://127.0.0.1:9100"
+    flagged = load_settings(path, environ={"RUNINFRA_PORT": "9100"}, overrides={"port": 9200})
+    assert flagged.port == 9200
+    with pytest.raises(ConfigError, match="RUNINFRA_PORT"):
+        load_settings(path, environ={"RUNINFRA_PORT": "many"})
+    with pytest.raises(ConfigError, match="RUNINFRA_ADMIN_TOKEN"):
+        load_settings(path, environ={"RUNINFRA_ADMIN_TOKEN": "short"})
+
+
+def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file"):
+        load_settings(tmp_path / "missing.toml", environ={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\nport = 1", encoding="utf-8")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings(broken, environ={})
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_settings(binary, environ={})
+
+
+def test_the_admin_token_is_not_in_the_settings_repr(tmp_path: Path) -> None:
+    settings = load_settings(None, environ={"RUNINFRA_ADMIN_TOKEN": "ria_" + "s" * 40})
+    assert settings.admin_token == "ria_" + "s" * 40
+    assert "ssssssss" not in repr(settings)
+
+
+def test_the_embedded_default_is_a_valid_config() -> None:
+    settings = load_settings(None, default_document=default_config(), environ={})
+    operations = {op for d in settings.deployments for op in d.operations}
+    assert operations == {"chat.completions", "responses", "embeddings", "images.generate", "audio.speech",
+                          "audio.transcriptions"}
+    assert [w.id for w in settings.workspaces] == ["default"]
+    assert settings.workspaces[0].credits_cents > 0
+    assert [p.id for p in settings.pipelines] == ["voice"]
