@@ -134,14 +134,29 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert during.headers["runinfra-signature"].count("v1=") == 2
     assert verify_with_sdk(during, secret)["id"] == verify_with_sdk(during, new_secret)["id"]
 
+    # A deployment that fails verification: deployment.failed for every subscribed workspace.
+    failing = cli_json(gateway, "create", "--workspace", "main", "--url", receiver.url("/ok"),
+                       "--events", "deployment.failed,deployment.verified")
+    status, _ = admin(gateway, "POST", "/deployments", {
+        "id": "nowhere", "backend": "upstream", "base_url": "http://127.0.0.1:9/v1", "operations": ["embeddings"],
+    })
+    assert status in (200, 201), _
+    wait_until_sync(lambda: len(receiver.received) == 6, what="deployment.failed")
+    failed = verify_with_sdk(receiver.received[5], failing["secret"])
+    assert (failed["type"], failed["workspace"], failed["data"]["deployment_id"]) == (
+        "deployment.failed", "main", "nowhere",
+    )
+    assert failed["data"]["error"]
+
     assert cli_json(gateway, "disable", endpoint_id)["enabled"] is False
+    assert cli_json(gateway, "disable", failing["id"])["enabled"] is False
     admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": "main"})
     time.sleep(0.4)
-    assert len(receiver.received) == 5
+    assert len(receiver.received) == 6
     assert cli_json(gateway, "enable", endpoint_id)["enabled"] is True
 
     listing = cli_json(gateway, "list", "--workspace", "main")
-    assert [e["id"] for e in listing["data"]] == [endpoint_id]
+    assert [e["id"] for e in listing["data"]] == [endpoint_id, failing["id"]]
     assert "secret" not in listing["data"][0]
     text_listing = cli(gateway, "list")
     assert endpoint_id in text_listing.stdout
@@ -149,7 +164,7 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert len(attempts) >= 5
     assert {a["outcome"] for a in attempts} == {"delivered"}
     assert {"delivery", "event_id", "type", "endpoint", "attempt", "status", "latency_ms", "error"} <= set(attempts[0])
-    for leaked in (secret, new_secret):
+    for leaked in (secret, new_secret, failing["secret"]):
         assert leaked not in text_listing.stdout
         assert leaked not in gateway.stdout()
         assert leaked not in gateway.stderr()
