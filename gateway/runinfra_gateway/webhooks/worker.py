@@ -14,6 +14,8 @@ import signal
 import sys
 from pathlib import Path
 
+import tomllib
+
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.dispatcher import Dispatcher
 from runinfra_gateway.webhooks.secret_box import SecretBox
@@ -28,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--database-url", required=True, help="the gateway's database URL")
     parser.add_argument("--data-dir", required=True, type=Path, help="the gateway's data directory (master key)")
+    parser.add_argument("--config", type=Path, help="the gateway's TOML config: its [webhooks] table is used")
     parser.add_argument("--allow-host", action="append", default=[], help="host allowed over http/private addresses")
     parser.add_argument("--retry-schedule", help="comma-separated delays in seconds before each attempt")
     parser.add_argument("--timeout", type=float, help="seconds per attempt (default 10)")
@@ -38,7 +41,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
-    table: dict[str, object] = {"allowed_hosts": list(args.allow_host)}
+    """The config file's ``[webhooks]`` table (if given), overridden by the flags."""
+    table: dict[str, object] = {}
+    if args.config is not None:
+        try:
+            document = tomllib.loads(args.config.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read {args.config}: {exc}") from None
+        webhooks = document.get("webhooks", {})
+        if not isinstance(webhooks, dict):
+            raise ValueError(f"{args.config}: [webhooks] must be a table")
+        table.update(webhooks)
+    if args.allow_host:
+        table["allowed_hosts"] = list(args.allow_host)
     if args.retry_schedule:
         table["retry_schedule"] = [float(part) for part in args.retry_schedule.split(",")]
     for flag, key in (
