@@ -6,7 +6,7 @@ import string
 
 import pytest
 from conftest import API_KEY
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from runinfra import RunInfra, RunInfraError
 from runinfra._base_url import parse_base_url, percent_encode
@@ -108,6 +108,7 @@ segments = st.text(alphabet=string.ascii_letters + string.digits + "-._~", min_s
 )
 
 
+@settings(deadline=None)  # a shared CPU makes per-example deadlines flaky
 @given(host=hosts, port=st.integers(1, 65535), path=st.lists(segments, max_size=4))
 def test_valid_https_urls_round_trip(host: str, port: int, path: list) -> None:
     raw = f"https://{host}:{port}/" + "/".join(path)
@@ -118,6 +119,7 @@ def test_valid_https_urls_round_trip(host: str, port: int, path: list) -> None:
     assert parse_base_url(parsed.url).url == parsed.url  # normalised form is a fixed point
 
 
+@settings(deadline=None)  # a shared CPU makes per-example deadlines flaky
 @given(st.text(max_size=60))
 def test_any_text_is_accepted_or_refused_with_the_typed_error(raw: str) -> None:
     try:
@@ -133,6 +135,7 @@ def test_any_text_is_accepted_or_refused_with_the_typed_error(raw: str) -> None:
     assert refused.type == "invalid_request_options"
 
 
+@settings(deadline=None)  # a shared CPU makes per-example deadlines flaky
 @given(st.text(min_size=1, max_size=40))
 def test_percent_encode_is_reversible(text: str) -> None:
     from urllib.parse import unquote

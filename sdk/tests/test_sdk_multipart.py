@@ -7,7 +7,7 @@ from email.policy import HTTP
 from typing import Dict
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from runinfra import RunInfraError
 from runinfra._multipart import build_multipart, check_content_type, check_filename
@@ -29,6 +29,7 @@ def _parse(body: bytes, content_type: str) -> Dict[str, bytes]:
     return parts
 
 
+@settings(deadline=None)  # a shared CPU makes per-example deadlines flaky
 @given(
     fields=st.dictionaries(field_names, field_values, max_size=5),
     filename=filenames,
@@ -43,6 +44,7 @@ def test_round_trip(fields: Dict[str, str], filename: str, content: bytes) -> No
         assert parts[name].replace(b"\r\n", b"\n") == value.encode().replace(b"\r\n", b"\n")
 
 
+@settings(deadline=None)  # a shared CPU makes per-example deadlines flaky
 @given(st.binary(min_size=1, max_size=200))
 def test_boundary_never_occurs_in_content(content: bytes) -> None:
     body, content_type = build_multipart({}, "file", "a.wav", "audio/wav", content)
