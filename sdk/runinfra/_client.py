@@ -149,7 +149,12 @@ class _Core:
         if options.idempotency_key is not None:
             headers["Idempotency-Key"] = options.idempotency_key
         if options.headers:
-            headers.update(options.headers)
+            for name, value in options.headers.items():
+                lowered = name.lower()
+                for default in ("Accept", "User-Agent"):  # the only SDK defaults an app may replace
+                    if default.lower() == lowered and default != name:
+                        del headers[default]
+                headers[name] = value
         url = self.base.url + path
         retry = Retry(options.max_retries, options.retry_base_seconds)
         logger = self.logger

@@ -33,6 +33,7 @@ class Request:
         self.headers = headers
         self.body = body
         self.connection_id = connection_id
+        self.header_names: List[str] = []  # every header line's name, repeats included
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -217,15 +218,19 @@ def _read_request(reader: Any, connection_id: int) -> Optional[Request]:
         return None
     method, target, _ = line.decode("latin-1").rstrip("\r\n").split(" ", 2)
     headers: Dict[str, str] = {}
+    names: List[str] = []
     while True:
         header = reader.readline(65537).decode("latin-1").rstrip("\r\n")
         if not header:
             break
         name, _, value = header.partition(":")
         headers[name.strip().lower()] = value.strip()
+        names.append(name.strip().lower())
     length = int(headers.get("content-length", "0"))
     body = reader.read(length) if length else b""
-    return Request(method, target, headers, body, connection_id)
+    request = Request(method, target, headers, body, connection_id)
+    request.header_names = names
+    return request
 
 
 class Proxy:

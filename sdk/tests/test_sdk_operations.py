@@ -80,6 +80,17 @@ def test_idempotent_replay_flag_and_request_options(server: ScriptedServer, clie
     assert sent.json() == {"model": "m", "input": "hello", "instructions": "be brief", "max_output_tokens": 10}
 
 
+def test_custom_header_replaces_a_default_in_any_case(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("GET", "/v1/models", json_handler({"data": []}))
+    client.models.list(request_options={"headers": {"user-agent": "my-app/1.0", "ACCEPT": "application/json"}})
+    raw = server.requests[0]
+    assert raw.headers["user-agent"] == "my-app/1.0"
+    assert raw.headers["accept"] == "application/json"
+    assert raw.header_names.count("user-agent") == 1
+    assert raw.header_names.count("accept") == 1
+    assert len(raw.header_names) == len(set(raw.header_names))
+
+
 def test_embeddings_and_images(server: ScriptedServer, client: RunInfra) -> None:
     server.on("POST", "/v1/embeddings", json_handler({"object": "list", "data": [{"index": 0, "embedding": [0.5]}]}))
     server.on("POST", "/v1/images/generations", json_handler({"created": 1, "data": [{"url": "http://x/i.png"}]}))
