@@ -155,7 +155,7 @@ def browser() -> Iterator[Any]:
 def page(browser: Any) -> Iterator[Any]:
     """A fresh browser context (no cookies) and page, 1280x860."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
-    context.set_default_timeout(20_000)
+    context.set_default_timeout(60_000)  # the CPU is shared with model engines
     try:
         yield context.new_page()
     finally:

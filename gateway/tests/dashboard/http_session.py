@@ -57,9 +57,10 @@ class DashboardSession:
     def get(self, path: str) -> Answer:
         return self._open(urllib.request.Request(self.base + path))
 
-    def post(self, path: str, fields: dict[str, str] | list[tuple[str, str]]) -> Answer:
+    def post(self, path: str, fields: dict[str, str] | list[tuple[str, str]],
+             headers: dict[str, str] | None = None) -> Answer:
         data = urllib.parse.urlencode(fields).encode()
-        request = urllib.request.Request(self.base + path, data=data, method="POST")
+        request = urllib.request.Request(self.base + path, data=data, method="POST", headers=headers or {})
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
         return self._open(request)
 

@@ -112,6 +112,9 @@ def test_deploy_view_lists_exactly_the_verified_operations_and_its_snippets_run(
     assert "chat.completions probe:" in failure  # the failing probe, with its own message
     assert "connection refused" in failure.lower()
     assert failed.locator("a", has_text="Deploy").count() == 0
+    failed.locator("button", has_text="Verify again").click()
+    assert "broken-llm failed verification" in page.inner_text(".notice-error")
+    failed = page.locator('[data-deployment="broken-llm"]')
     active = page.locator('[data-deployment="smollm2"]')
     assert active.locator("[data-testid=status]").inner_text() == "verified · active"
 

@@ -57,6 +57,17 @@ def test_login_needs_the_form_token_and_the_right_admin_token(gateway: Gateway) 
     assert anonymous.get("/settings/api-keys").status == 200
 
 
+def test_the_session_cookie_is_secure_behind_an_https_proxy(gateway: Gateway) -> None:
+    # uvicorn trusts X-Forwarded-Proto from loopback, where a TLS-terminating proxy would sit.
+    session = DashboardSession(gateway.dashboard)
+    form = session.get("/login")
+    answer = session.post("/login", {"csrf_token": form.csrf(), "admin_token": gateway.admin_token},
+                          headers={"X-Forwarded-Proto": "https"})
+    assert answer.status == 303
+    cookie = next(c for c in answer.set_cookies() if c.startswith(SESSION_COOKIE + "="))
+    assert "secure" in [part.strip().lower() for part in cookie.split(";")]
+
+
 def test_a_form_posted_without_its_csrf_token_is_refused(gateway: Gateway, browser_session: DashboardSession) -> None:
     keys, balance = _key_count(gateway), _balance(gateway)
     for token in (None, "", "not-the-token", browser_session.csrf() + "x"):
