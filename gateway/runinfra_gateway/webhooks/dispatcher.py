@@ -198,6 +198,17 @@ def record_attempt(
     return outcome
 
 
+def record_attempts(
+    session: Session,
+    batch: list[tuple[DeliveryJob, AttemptResult]],
+    *,
+    settings: WebhookSettings,
+    rng: random.Random,
+) -> list[str]:
+    """:func:`record_attempt` for each finished attempt, in one transaction."""
+    return [record_attempt(session, job, result, settings=settings, rng=rng) for job, result in batch]
+
+
 def _disable(endpoint: WebhookEndpoint, reason: str, now: float) -> None:
     if endpoint.enabled:
         endpoint.enabled = False
@@ -226,6 +237,12 @@ class Dispatcher:
         self._wake = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
+        # Attempts done but not yet recorded: written together, one transaction per batch,
+        # so the dispatcher costs the shared database thread little however busy it is.
+        self._results: list[tuple[DeliveryJob, AttemptResult]] = []
+        self._results_ready = asyncio.Event()
+        self._recorder: asyncio.Task[None] | None = None
+        self._drained = False
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
 
@@ -242,6 +259,7 @@ class Dispatcher:
         # trust_env stays off: no proxy from the environment may carry a delivery elsewhere.
         self._http = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
         self._runner = asyncio.create_task(self._run(), name="runinfra-webhooks-dispatcher")
+        self._recorder = asyncio.create_task(self._record_loop(), name="runinfra-webhooks-recorder")
 
     def wake(self) -> None:
         """Look for due deliveries now instead of at the next poll."""
@@ -260,6 +278,10 @@ class Dispatcher:
                 task.cancel()  # its lease lapses and the next dispatcher tries again
             if pending:
                 await asyncio.wait(pending)
+        if self._recorder is not None:
+            self._drained = True  # no attempt is running any more: record what is left, then stop
+            self._results_ready.set()
+            await self._recorder
         if self._http is not None:
             await self._http.close()
 
@@ -296,13 +318,30 @@ class Dispatcher:
 
     async def _deliver(self, job: DeliveryJob) -> None:
         result = await self.attempt(job)
-        try:
-            outcome = await self._db.run(
-                partial(record_attempt, job=job, result=result, settings=self._settings, rng=self._rng)
-            )
-        except Exception:
-            logger.exception("webhook.record_failed delivery=%s", job.delivery_id)
-            return
+        self._results.append((job, result))
+        self._results_ready.set()
+
+    async def _record_loop(self) -> None:
+        while True:
+            if not self._results:
+                if self._drained:
+                    return
+                await self._results_ready.wait()
+                self._results_ready.clear()
+                continue
+            batch, self._results = self._results, []
+            try:
+                outcomes = await self._db.run(
+                    partial(record_attempts, batch=batch, settings=self._settings, rng=self._rng)
+                )
+            except Exception:
+                # Not recorded: the leases lapse and these deliveries are tried again (same ids).
+                logger.exception("webhook.record_failed deliveries=%s", ",".join(j.delivery_id for j, _ in batch))
+                continue
+            for (job, result), outcome in zip(batch, outcomes):
+                self._log_attempt(job, result, outcome)
+
+    def _log_attempt(self, job: DeliveryJob, result: AttemptResult, outcome: str) -> None:
         if self._log_event is not None:
             self._log_event(
                 "webhook_attempt",
