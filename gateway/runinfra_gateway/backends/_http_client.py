@@ -82,7 +82,7 @@ class Response:
         self._on_done = on_done
         self.status = 0
         self._raw_headers: list[tuple[bytes, bytes]] = []
-        self.headers: dict[str, str] = {}
+        self._headers: dict[str, str] | None = None
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._complete = False
@@ -100,8 +100,16 @@ class Response:
 
     def _headers_done(self, status: int) -> None:
         self.status = status
-        self.headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._raw_headers}
         self._wake()
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, names lower-cased (decoded on first use: most calls never look)."""
+        if self._headers is None:
+            self._headers = {
+                name.decode("latin-1").lower(): value.decode("latin-1") for name, value in self._raw_headers
+            }
+        return self._headers
 
     def _feed(self, data: bytes) -> None:
         self._chunks.append(data)
@@ -122,37 +130,36 @@ class Response:
 
     # -- read by the caller -------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+    async def _wait(self, deadline: float | None) -> None:
+        """Until the connection has news; ``TimeoutError`` at ``deadline`` (loop time), if one is given."""
+        loop = asyncio.get_running_loop()
+        self._waiter = loop.create_future()
+        # A timer on the future, not asyncio.timeout: no task cancellation, and cheap on the hot path.
+        timer = loop.call_at(deadline, self._time_out) if deadline is not None else None
         try:
             await self._waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
-    async def _wait_headers(self) -> None:
+    async def _wait_headers(self, deadline: float | None) -> None:
         while not self.status and self._error is None:
-            await self._wait()
+            await self._wait(deadline)
         if not self.status and self._error is not None:
             raise self._error
 
     def at_eof(self) -> bool:
         return self._complete and not self._chunks
 
-    async def read_any(self, timeout: float | None = None) -> bytes:
-        """Whatever body bytes have arrived (waiting up to ``timeout`` s for some); ``b""`` at the end of the body."""
+    async def read_any(self, deadline: float | None = None) -> bytes:
+        """Whatever body bytes have arrived (waiting until ``deadline``, loop time); ``b""`` at the end of the body."""
         while not self._chunks:
             if self._complete:
                 return b""
             if self._error is not None:
                 raise self._error
-            if timeout is None:
-                await self._wait()
-                continue
-            timer = asyncio.get_running_loop().call_later(timeout, self._time_out)
-            try:
-                await self._wait()
-            finally:
-                timer.cancel()
+            await self._wait(deadline)
         data = self._chunks.popleft() if len(self._chunks) == 1 else b"".join(self._chunks)
         self._chunks.clear()
         if self._buffered > _PAUSE_ABOVE:
@@ -165,19 +172,19 @@ class Response:
         if waiter is not None and not waiter.done():
             waiter.set_exception(TimeoutError("no data from the upstream in time"))
 
-    async def iter_any(self) -> AsyncIterator[bytes]:
+    async def iter_any(self, deadline: float | None = None) -> AsyncIterator[bytes]:
         while True:
-            data = await self.read_any()
+            data = await self.read_any(deadline)
             if not data:
                 return
             yield data
 
-    async def read(self, limit: int | None = None) -> bytes:
-        """The whole body (or its first ``limit`` bytes, for error messages)."""
+    async def read(self, limit: int | None = None, *, deadline: float | None = None) -> bytes:
+        """The whole body (or its first ``limit`` bytes, for error messages), by ``deadline`` (loop time)."""
         parts: list[bytes] = []
         size = 0
         while limit is None or size < limit:
-            data = await self.read_any()
+            data = await self.read_any(deadline)
             if not data:
                 break
             parts.append(data)
@@ -249,6 +256,7 @@ class _Connection(asyncio.Protocol):
         headers = self.response.headers if self.response is not None else {}
         return "content-length" not in headers and "chunked" not in headers.get("transfer-encoding", "").lower()
 
+
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.response is not None
@@ -308,12 +316,20 @@ class HttpClient:
         self._ssl: ssl.SSLContext | None = None
 
     async def request(
-        self, method: bytes, endpoint: Endpoint, path: str, headers: bytes, body: bytes | None = None
+        self,
+        method: bytes,
+        endpoint: Endpoint,
+        path: str,
+        headers: bytes,
+        body: bytes | None = None,
+        *,
+        deadline: float | None = None,
     ) -> Response:
         """Send one request for ``path`` (from the host root) and return once the response head has arrived.
 
         ``headers`` is the pre-encoded ``Name: value\\r\\n`` block (Host and Content-Length are added here).
         The caller reads the body and then calls ``release()`` or ``close()`` on the response.
+        ``TimeoutError`` when the head has not arrived by ``deadline`` (loop time).
         """
         head = b"%s %s HTTP/1.1\r\nHost: %s\r\n%s" % (method, path.encode("ascii"), endpoint.host_header, headers)
         if body is not None:
@@ -327,7 +343,7 @@ class HttpClient:
             if connection is not None:
                 response = connection.start(request, on_done)
                 try:
-                    await response._wait_headers()
+                    await response._wait_headers(deadline)
                     return response
                 except ConnectionLost as exc:
                     if not exc.before_response:
@@ -336,10 +352,10 @@ class HttpClient:
                 except BaseException:
                     connection.close()
                     raise
-            connection = await self._connect(endpoint)
+            connection = await self._connect(endpoint, deadline)
             response = connection.start(request, on_done)
             try:
-                await response._wait_headers()
+                await response._wait_headers(deadline)
             except BaseException:
                 connection.close()
                 raise
@@ -356,8 +372,13 @@ class HttpClient:
                 return connection
         return None
 
-    async def _connect(self, endpoint: Endpoint) -> _Connection:
+    async def _connect(self, endpoint: Endpoint, deadline: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
+        connect_timeout = self._connect_timeout
+        if deadline is not None and deadline - loop.time() < connect_timeout:
+            connect_timeout = max(0.0, deadline - loop.time())
+            if connect_timeout == 0:
+                raise TimeoutError
         key = (endpoint.scheme, endpoint.host, endpoint.port)
         context: ssl.SSLContext | None = None
         if endpoint.scheme == "https":
@@ -365,12 +386,14 @@ class HttpClient:
                 self._ssl = ssl.create_default_context()
             context = self._ssl
         try:
-            async with asyncio.timeout(self._connect_timeout):
+            async with asyncio.timeout(connect_timeout):
                 _, protocol = await loop.create_connection(
                     lambda: _Connection(self, key), endpoint.host, endpoint.port, ssl=context,
                     server_hostname=endpoint.host if context is not None else None,
                 )
         except TimeoutError:
+            if connect_timeout < self._connect_timeout:
+                raise  # the caller's deadline, not the connect timeout
             raise ConnectFailed("connect timeout", timed_out=True) from None
         except OSError as exc:
             raise ConnectFailed(f"connection failed ({type(exc).__name__})") from None

@@ -112,9 +112,13 @@ class UpstreamBackend:
         request["stream"] = True
         options = request.get("stream_options")
         request["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        replica, response = await self._send("/chat/completions", orjson.dumps(request), self._stream_headers)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.stream_timeout_seconds
+        started = loop.time()
+        replica, response = await self._send(
+            "/chat/completions", orjson.dumps(request), self._stream_headers,
+            started + self._config.first_byte_timeout_seconds,
+        )
+        deadline = started + self._config.stream_timeout_seconds
         idle = self._config.timeout_seconds
         reusable = False
         try:
@@ -129,7 +133,7 @@ class UpstreamBackend:
                 left = deadline - loop.time()
                 if left <= 0:
                     raise TimeoutError
-                piece = await response.read_any(min(idle, left))
+                piece = await response.read_any(loop.time() + min(idle, left))
                 if not piece:
                     done = b"[DONE]" in reader.close()
                     break
@@ -270,8 +274,11 @@ class UpstreamBackend:
             self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
         return self._client
 
-    async def _send(self, path: str, data: bytes, headers: bytes) -> tuple[Replica, Response]:
-        """Send to the best replica that accepts a connection; the response is open and its replica counted busy."""
+    async def _send(self, path: str, data: bytes, headers: bytes, deadline: float) -> tuple[Replica, Response]:
+        """Send to the best replica that accepts a connection; the response is open and its replica counted busy.
+
+        ``deadline`` (loop time) is for the response head: the first-byte timeout.
+        """
         client = self._client or self._open_client()
         candidates = self._replicas.candidates()
         if not candidates:
@@ -286,8 +293,9 @@ class UpstreamBackend:
             endpoint = self._endpoints[replica.base_url]
             replica.in_flight += 1
             try:
-                async with asyncio.timeout(self._config.first_byte_timeout_seconds):
-                    response = await client.request(b"POST", endpoint, endpoint.base_path + path, headers, data)
+                response = await client.request(
+                    b"POST", endpoint, endpoint.base_path + path, headers, data, deadline=deadline
+                )
             except ConnectFailed as exc:
                 # Nothing reached the engine: mark the replica down and try the next one.
                 replica.in_flight -= 1
@@ -328,25 +336,24 @@ class UpstreamBackend:
 
     async def _exchange(self, path: str, data: bytes, headers: bytes) -> tuple[int, dict[str, str], bytes]:
         """A whole non-streaming exchange: ``(status, headers, body)`` of a 2xx answer, else the mapped error."""
+        now = asyncio.get_running_loop().time()
+        deadline = now + self._config.timeout_seconds
+        replica, response = await self._send(
+            path, data, headers, min(deadline, now + self._config.first_byte_timeout_seconds)
+        )
+        complete = False
         try:
-            async with asyncio.timeout(self._config.timeout_seconds):
-                return await self._exchange_within(path, data, headers)
+            if response.status >= 300:
+                raise await self._error_response(response)
+            content = await response.read(deadline=deadline)
+            complete = True
+            return response.status, response.headers, content
         except TimeoutError:
             raise deployment_error(
                 f"The upstream engine of {self.deployment_id!r} did not finish within "
                 f"{self._config.timeout_seconds:g} s.",
                 status=504,
             ) from None
-
-    async def _exchange_within(self, path: str, data: bytes, headers: bytes) -> tuple[int, dict[str, str], bytes]:
-        replica, response = await self._send(path, data, headers)
-        complete = False
-        try:
-            if response.status >= 300:
-                raise await self._error_response(response)
-            content = await response.read()
-            complete = True
-            return response.status, response.headers, content
         except (ConnectionLost, ProtocolError) as exc:
             raise deployment_error(
                 f"The connection to the upstream engine of {self.deployment_id!r} broke ({type(exc).__name__})."
@@ -363,8 +370,9 @@ class UpstreamBackend:
         return self._json_object(content)
 
     async def _error_response(self, response: Response) -> GatewayError:
+        deadline = asyncio.get_running_loop().time() + min(5.0, self._config.timeout_seconds)
         try:
-            body = await response.read(_ERROR_BODY_LIMIT)
+            body = await response.read(_ERROR_BODY_LIMIT, deadline=deadline)
         except (ConnectionLost, ProtocolError, TimeoutError):
             body = b""
         if 300 <= response.status < 400:
@@ -416,13 +424,15 @@ class UpstreamBackend:
     async def _check(self, replica: Replica, timeout: float) -> None:
         assert self._client is not None
         endpoint = self._endpoints[replica.base_url]
+        deadline = asyncio.get_running_loop().time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                response = await self._client.request(b"GET", endpoint, self._health_path(replica), self._auth_headers)
-                try:
-                    await response.read(_ERROR_BODY_LIMIT)
-                finally:
-                    response.close()
+            response = await self._client.request(
+                b"GET", endpoint, self._health_path(replica), self._auth_headers, deadline=deadline
+            )
+            try:
+                await response.read(_ERROR_BODY_LIMIT, deadline=deadline)
+            finally:
+                response.close()
             healthy = 200 <= response.status < 300
             reason = f"health check answered {response.status}"
         except TimeoutError:

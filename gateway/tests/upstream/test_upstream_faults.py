@@ -258,6 +258,27 @@ async def test_a_stream_that_goes_silent_times_out(start_server: StartServer) ->
     assert caught.value.status == 504
 
 
+async def test_a_body_that_stalls_after_the_head_times_out_with_504(start_server: StartServer) -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": "500"})
+        await response.prepare(request)
+        await response.write(b'{"id": "chatcmpl-1", ')
+        await asyncio.sleep(5)
+        return response
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}), timeout_seconds=0.3)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(GatewayError) as caught:
+            await b.chat(CHAT)
+        assert loop.time() - started < 2
+    finally:
+        await b.aclose()
+    assert (caught.value.status, caught.value.type) == (504, "deployment_error")
+    assert b.replicas[0].in_flight == 0
+
+
 # -- replicas, failover and health -------------------------------------------------------------
 
 
