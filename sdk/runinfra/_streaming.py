@@ -18,6 +18,9 @@ __all__ = ["RunInfraStream", "iter_json_events", "iter_sse"]
 if TYPE_CHECKING:
     ServerSentEvent = Tuple[Optional[str], bytes]  # (event name or None, data)
 _DONE = b"[DONE]"
+# One event (its lines so far) may not grow past this: a server that never ends a line or an
+# event must not exhaust the client's memory. Real events are a few hundred bytes.
+MAX_EVENT_BYTES = 16 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -62,6 +65,8 @@ def iter_sse(chunks: Iterable[bytes], request_id: Optional[str] = None) -> Itera
                 chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = chunk.split(b"\n")
         pending = lines.pop()
+        if len(pending) > MAX_EVENT_BYTES:
+            raise _parse_error(f"an SSE line is longer than {MAX_EVENT_BYTES} bytes", request_id)
         for line in lines:
             if not line:
                 if data:
@@ -71,6 +76,8 @@ def iter_sse(chunks: Iterable[bytes], request_id: Optional[str] = None) -> Itera
             elif line[:5] == b"data:":
                 value = line[6:] if line[5:6] == b" " else line[5:]
                 data = value if data is None else data + b"\n" + value
+                if len(data) > MAX_EVENT_BYTES:
+                    raise _parse_error(f"an SSE event is longer than {MAX_EVENT_BYTES} bytes", request_id)
             elif line[:1] == b":":
                 continue
             else:

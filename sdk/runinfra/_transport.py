@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["HTTPTransport", "shared_ssl_context"]
 
 _READ_SIZE = 65536
+# A response body is held in memory whole; past this a hostile or broken server is refused
+# instead of exhausting memory (the largest real bodies, long WAV files, are far smaller).
+MAX_RESPONSE_BYTES = 512 * 1024 * 1024
 _INLINE_BODY_LIMIT = 1 << 16  # larger bodies go in a second sendall instead of being copied
 _MAX_IDLE_PER_ORIGIN = 32
 
@@ -125,8 +128,15 @@ def _split_origin(prefix: str) -> Tuple[str, str, int]:
 class HTTPTransport:
     """A callable transport with persistent connections; thread-safe; ``close()`` when done."""
 
-    def __init__(self, *, proxies: Optional[ProxySettings] = None, max_idle_per_origin: int = _MAX_IDLE_PER_ORIGIN):
+    def __init__(
+        self,
+        *,
+        proxies: Optional[ProxySettings] = None,
+        max_idle_per_origin: int = _MAX_IDLE_PER_ORIGIN,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         self._proxies = proxy_settings_from_env() if proxies is None else proxies
+        self._max_response_bytes = max_response_bytes
         self._max_idle = max_idle_per_origin
         self._origins: Dict[str, _Origin] = {}
         self._lock = _thread.allocate_lock()
@@ -272,12 +282,35 @@ class HTTPTransport:
             return RunInfraResponse(response.status, response_headers, stream_body)
         try:
             with map_transport_errors(secret, request_id):
-                content = response.read()
+                content = _read_body(response, request_id, self._max_response_bytes)
         except BaseException:
             connection.close()
             raise
         self._checkin(origin, connection, response)
         return RunInfraResponse(response.status, response_headers, content)
+
+
+def _read_body(response: Any, request_id: Optional[str], limit: int) -> bytes:
+    """The whole body, refusing one larger than ``limit`` bytes."""
+    length = response.length
+    if length is not None:
+        if length > limit:
+            raise RunInfraConnectionError(
+                f"the response declares {length} bytes, over the {limit}-byte limit", request_id=request_id
+            )
+        return response.read()  # type: ignore[no-any-return]
+    parts = []
+    size = 0
+    while True:
+        part = response.read1(_READ_SIZE)
+        if not part:
+            break
+        size += len(part)
+        if size > limit:
+            raise RunInfraConnectionError(f"the response is over the {limit}-byte limit", request_id=request_id)
+        parts.append(part)
+    response.read()  # consume the end of the message (trailers) so the connection is reusable
+    return b"".join(parts)
 
 
 def _open_tunnel(sock: Any, origin: _Origin, proxy: Proxy) -> None:

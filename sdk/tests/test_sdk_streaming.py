@@ -255,3 +255,20 @@ def test_a_stream_dropped_unread_releases_its_connection(server: ScriptedServer)
         del stream
         assert list(client.chat.completions.create(model="m", messages=MESSAGES, stream=True)) == CHUNKS
     assert server.connections == 2
+
+
+def test_a_line_that_never_ends_is_refused(server: ScriptedServer) -> None:
+    from runinfra._streaming import MAX_EVENT_BYTES
+
+    def endless(exchange: Exchange) -> None:
+        exchange.start_chunked()
+        block = b"x" * (1 << 20)
+        for _ in range(MAX_EVENT_BYTES // len(block) + 2):
+            exchange.chunk(block)
+        exchange.end_chunks()
+
+    server.on("POST", "/v1/chat/completions", endless)
+    stream = _client(server).chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    with pytest.raises(RunInfraStreamParseError) as caught:
+        list(stream)
+    assert caught.value.request_id == "req_stream"

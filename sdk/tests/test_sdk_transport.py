@@ -232,3 +232,49 @@ def test_fork_gives_the_child_fresh_pools(server: ScriptedServer) -> None:
     assert child_status == b"\x00"
     client.models.list()  # the parent's pooled connection is untouched
     assert server.connections == 2
+
+
+def test_oversized_bodies_are_refused(server: ScriptedServer) -> None:
+    def declared(exchange: Exchange) -> None:
+        exchange.respond(200, b"x" * 5000)
+
+    def chunked(exchange: Exchange) -> None:
+        exchange.start_chunked(content_type="application/json")
+        for _ in range(5):
+            exchange.chunk(b"x" * 1000)
+        exchange.end_chunks()
+
+    server.on("GET", "/v1/models", declared)
+    server.on("POST", "/v1/embeddings", chunked)
+    transport = HTTPTransport(max_response_bytes=4096)
+    client = RunInfra(api_key=API_KEY, base_url=server.url, max_retries=0, transport=transport)
+    with pytest.raises(RunInfraConnectionError) as caught:
+        client.models.list()
+    assert "limit" in caught.value.message
+    with pytest.raises(RunInfraConnectionError):
+        client.embeddings.create(model="e", input="x")
+    transport.close()
+
+
+def test_chunked_json_body_is_read_and_the_connection_reused(server: ScriptedServer) -> None:
+    def chunked(exchange: Exchange) -> None:
+        exchange.start_chunked(content_type="application/json")
+        exchange.chunk(b'{"object": "list", ')
+        exchange.chunk(b'"data": []}')
+        exchange.end_chunks()
+
+    server.on("GET", "/v1/models", chunked)
+    with _client(server) as client:
+        for _ in range(3):
+            assert client.models.list()["data"] == []
+    assert server.connections == 1
+
+
+def test_endless_header_line_is_a_connection_error(server: ScriptedServer) -> None:
+    def endless(exchange: Exchange) -> None:
+        exchange.send_raw(b"HTTP/1.1 200 OK\r\nX-Junk: " + b"a" * 70000 + b"\r\n\r\n")
+        exchange.drop()
+
+    server.on("GET", "/v1/models", endless)
+    with pytest.raises(RunInfraConnectionError):
+        _client(server).models.list()
