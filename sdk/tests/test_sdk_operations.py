@@ -188,3 +188,27 @@ def test_custom_transport_seam() -> None:
     assert seen[0].timeout_seconds == 60.0
     assert API_KEY not in repr(seen[0])
     assert RunInfraResponse(200, {}, b'{"a": 1}').json() == {"a": 1}
+
+
+def test_custom_transport_can_stream_chunks() -> None:
+    from runinfra import RunInfraRequest, RunInfraResponse
+
+    closed = []
+
+    class Body:
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield b'data: {"n": 1}\n'
+            yield b'\ndata: {"n": 2}\n\ndata: [DONE]\n\n'
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def transport(request: RunInfraRequest) -> RunInfraResponse:
+        assert request.stream is True
+        return RunInfraResponse(200, {"Content-Type": "text/event-stream", "X-Request-Id": "req_s"}, Body())
+
+    client = RunInfra(api_key=API_KEY, base_url="http://localhost:1/v1", transport=transport)
+    stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True)
+    assert stream.request_id == "req_s"
+    assert list(stream) == [{"n": 1}, {"n": 2}]
+    assert closed
