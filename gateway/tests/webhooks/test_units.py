@@ -145,3 +145,14 @@ def test_models_match_the_migration(db: Database) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     mine = [d for d in diff if "webhook" in repr(d)]
     assert mine == []
+
+
+def test_the_gateway_config_validates_its_webhooks_table() -> None:
+    from runinfra_gateway.settings import ConfigError, settings_from_mapping
+
+    settings = settings_from_mapping({"webhooks": {"allowed_hosts": ["127.0.0.1"], "retry_schedule": [0, 1]}})
+    assert WebhookSettings.from_mapping(settings.webhooks).retry_schedule == (0, 1)
+    assert settings_from_mapping({}).webhooks == {}
+    for table, needle in (({"bogus": 1}, "bogus"), ({"timeout_seconds": -1}, "timeout"), ("not a table", "webhooks")):
+        with pytest.raises(ConfigError, match=needle):
+            settings_from_mapping({"webhooks": table})
