@@ -8,21 +8,24 @@ service through it.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.dispatcher import Dispatcher, EventLogger
+from runinfra_gateway.webhooks.periodic import Periodic
+from runinfra_gateway.webhooks.retention import purge_expired
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
-from runinfra_gateway.webhooks.usage_digest import UsageDigestTask
+from runinfra_gateway.webhooks.usage_digest import emit_due_usage_digests
 
 __all__ = ["Webhooks", "open_webhooks"]
 
 
 class Webhooks:
-    """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, the dispatcher, the daily digest."""
+    """What ``GatewayState.webhooks`` holds: ``service`` for the admin API, the dispatcher, timed upkeep."""
 
     def __init__(
         self, db: Database, settings: WebhookSettings, box: SecretBox, *, log_event: EventLogger | None = None
@@ -30,8 +33,17 @@ class Webhooks:
         self.settings = settings
         self.service = WebhookService(db, settings, box)
         self.dispatcher = Dispatcher(db, settings, box, log_event=log_event)
-        self.usage_digest = UsageDigestTask(
-            db, delay_seconds=settings.usage_daily_delay_seconds, interval_seconds=settings.usage_daily_check_seconds
+        self.usage_digest = Periodic(
+            db,
+            "usage_daily",
+            settings.usage_daily_check_seconds,
+            partial(emit_due_usage_digests, delay_seconds=settings.usage_daily_delay_seconds),
+        )
+        self.retention = Periodic(
+            db,
+            "retention",
+            settings.retention_check_seconds,
+            partial(purge_expired, retention_days=settings.retention_days),
         )
 
     def __repr__(self) -> str:
@@ -40,8 +52,10 @@ class Webhooks:
     async def start(self) -> None:
         await self.dispatcher.start()
         self.usage_digest.start()
+        self.retention.start()
 
     async def close(self) -> None:
+        await self.retention.close()
         await self.usage_digest.close()
         await self.dispatcher.close()
 

@@ -44,6 +44,9 @@ class WebhookSettings:
     # usage.daily summarises a UTC day this long after it ends (the request log is written in batches).
     usage_daily_delay_seconds: float = 300.0
     usage_daily_check_seconds: float = 60.0
+    # Settled events (and their deliveries and attempts) older than this go; 0 keeps them forever.
+    retention_days: float = 30.0
+    retention_check_seconds: float = 3_600.0
 
     def __post_init__(self) -> None:
         if not self.retry_schedule:
@@ -56,6 +59,8 @@ class WebhookSettings:
             raise ValueError("webhooks.lease_seconds must exceed webhooks.timeout_seconds")
         if self.usage_daily_delay_seconds < 0 or self.usage_daily_check_seconds <= 0:
             raise ValueError("webhooks.usage_daily_delay_seconds must be >= 0 and usage_daily_check_seconds > 0")
+        if self.retention_days < 0 or self.retention_check_seconds <= 0:
+            raise ValueError("webhooks.retention_days must be >= 0 and retention_check_seconds > 0")
         if not 0 <= self.jitter_fraction <= 1:
             raise ValueError("webhooks.jitter_fraction must be between 0 and 1")
 
@@ -82,6 +87,8 @@ class WebhookSettings:
             "usage_daily_delay_seconds",
             "usage_daily_check_seconds",
             "tls_ca_file",
+            "retention_days",
+            "retention_check_seconds",
         }
         unknown = sorted(set(table) - known)
         if unknown:
@@ -98,6 +105,8 @@ class WebhookSettings:
                 "max_retry_after_seconds",
                 "usage_daily_delay_seconds",
                 "usage_daily_check_seconds",
+                "retention_days",
+                "retention_check_seconds",
             ):
                 if name in table:
                     kwargs[name] = float(table[name])

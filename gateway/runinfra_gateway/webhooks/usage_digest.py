@@ -9,24 +9,17 @@ batched writes for its last minutes have landed.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 from datetime import date, datetime, timedelta, timezone
-from functools import partial
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from runinfra_gateway.store import Database
 from runinfra_gateway.store.models import RequestLog
 from runinfra_gateway.webhooks.models import WebhookEndpoint, WebhookUsageDigest
 from runinfra_gateway.webhooks.outbox import enqueue_event, subscribes
 
-__all__ = ["UsageDigestTask", "day_to_summarise", "emit_usage_digests"]
-
-logger = logging.getLogger("runinfra_gateway.webhooks")
+__all__ = ["day_to_summarise", "emit_due_usage_digests", "emit_usage_digests"]
 
 _MICROCENTS_PER_CENT = 1_000_000
 
@@ -92,32 +85,6 @@ def emit_usage_digests(session: Session, day: date) -> list[str]:
     return event_ids
 
 
-class UsageDigestTask:
-    """Checks every ``interval_seconds`` whether yesterday's digests are due, and sends them."""
-
-    def __init__(self, db: Database, *, delay_seconds: float, interval_seconds: float) -> None:
-        self._db = db
-        self._delay = delay_seconds
-        self._interval = interval_seconds
-        self._task: asyncio.Task[None] | None = None
-        self._stop = asyncio.Event()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="runinfra-webhooks-usage-daily")
-
-    async def close(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stop.is_set():
-            day = day_to_summarise(datetime.now(timezone.utc), self._delay)
-            try:
-                await self._db.run(partial(emit_usage_digests, day=day))
-            except Exception:
-                # A second replica may have sent the same day a moment ago (its mark
-                # conflicts with ours); the next check sees that mark and moves on.
-                logger.warning("webhook.usage_daily_failed day=%s", day, exc_info=True)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._interval)
+def emit_due_usage_digests(session: Session, *, delay_seconds: float) -> list[str]:
+    """``emit_usage_digests`` for the last UTC day that is over, now."""
+    return emit_usage_digests(session, day_to_summarise(datetime.now(timezone.utc), delay_seconds))
