@@ -72,7 +72,7 @@ def bar_chart(
 ) -> Markup:
     """Vertical bars, one per ``(day label, value)``, with a top gridline value and day labels under the axis."""
     title = escape(label)
-    left, bottom, top_pad = 44.0, 22.0, 10.0
+    left, bottom, top_pad = 72.0, 22.0, 10.0
     plot_w, plot_h = width - left - 4, height - bottom - top_pad
     maximum = max((v for _, v in points), default=0.0)
     scale_top = maximum if maximum > 0 else 1.0

@@ -9,13 +9,12 @@ are queried here from the core's request log, off the event loop.
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import BigInteger, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
@@ -73,10 +72,6 @@ def _when(value: datetime | None) -> str | None:
     if value.tzinfo is None:
         value = value.replace(tzinfo=timezone.utc)
     return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M")
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
 # -- identity and settings ----------------------------------------------------------------
@@ -200,30 +195,41 @@ async def adjust_credits(state: GatewayState, workspace_id: str, cents: float) -
     return float(result["balance_cents"])
 
 
+def _epoch_bucket(seconds: int) -> Any:
+    """``created`` as whole periods of ``seconds`` since the epoch, computed by the database (SQLite or PostgreSQL)."""
+    return cast(extract("epoch", RequestLog.created), BigInteger) // seconds
+
+
 async def usage_per_day(state: GatewayState, workspace_id: str, days: int) -> list[DayPoint]:
+    """Requests, failures and spend per UTC day, aggregated in SQL (a busy day is one row, not a million)."""
     today = datetime.now(timezone.utc).date()
     start = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=timezone.utc)
-
     await state.request_log.flush()
 
-    def query(session: Session) -> list[tuple[datetime, int, int]]:
-        rows = session.execute(
-            select(RequestLog.created, RequestLog.status, RequestLog.cost_microcents).where(
-                RequestLog.workspace_id == workspace_id, RequestLog.created >= start
+    def query(session: Session) -> dict[str, tuple[int, int, int]]:
+        day = _epoch_bucket(86_400).label("day")
+        statement = (
+            select(
+                day,
+                func.count(),
+                func.sum(case((RequestLog.status >= 400, 1), else_=0)),
+                func.sum(RequestLog.cost_microcents),
             )
+            .where(RequestLog.workspace_id == workspace_id, RequestLog.created >= start)
+            .group_by(day)
         )
-        return [(created, status, cost) for created, status, cost in rows]
+        return {
+            datetime.fromtimestamp(int(number) * 86_400, tz=timezone.utc).date().isoformat(): (
+                int(requests), int(failures or 0), int(microcents or 0)
+            )
+            for number, requests, failures, microcents in session.execute(statement)
+        }
 
-    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for created, status, cost in await state.db.run(query):
-        bucket = totals[_aware(created).astimezone(timezone.utc).strftime("%Y-%m-%d")]
-        bucket[0] += 1
-        bucket[1] += 1 if status >= 400 else 0
-        bucket[2] += int(cost)
+    totals = await state.db.run(query)
     points = []
     for offset in range(days):
         day = (today - timedelta(days=days - 1 - offset)).isoformat()
-        requests, failures, microcents = totals.get(day, [0, 0, 0])
+        requests, failures, microcents = totals.get(day, (0, 0, 0))
         points.append(DayPoint(day, requests, failures, microcents / MICROCENTS_PER_CENT))
     return points
 
@@ -271,34 +277,48 @@ _Series = tuple[list[float], list[float], int, float | None]
 
 
 async def _metrics(state: GatewayState, workspace_id: str | None) -> dict[str, _Series]:
-    """Per deployment: hourly median latency, hourly error rate, request count, overall p50."""
-    now = datetime.now(timezone.utc)
-    start = now - METRICS_WINDOW
-    width = METRICS_WINDOW / METRICS_BUCKETS
-
+    """Per deployment, over the last 24 hours: hourly mean latency, hourly 5xx rate, requests, mean latency."""
+    bucket_seconds = int(METRICS_WINDOW.total_seconds()) // METRICS_BUCKETS
+    now = int(datetime.now(timezone.utc).timestamp())
+    first = now // bucket_seconds - METRICS_BUCKETS + 1
+    start = datetime.fromtimestamp(first * bucket_seconds, tz=timezone.utc)
     await state.request_log.flush()
 
-    def query(session: Session) -> list[tuple[str, datetime, int, float]]:
-        columns = (RequestLog.deployment_id, RequestLog.created, RequestLog.status, RequestLog.latency_ms)
-        statement = select(*columns).where(RequestLog.created >= start, RequestLog.deployment_id.is_not(None))
+    def query(session: Session) -> list[tuple[str, int, int, int, float]]:
+        bucket = _epoch_bucket(bucket_seconds).label("bucket")
+        statement = (
+            select(
+                RequestLog.deployment_id,
+                bucket,
+                func.count(),
+                func.sum(case((RequestLog.status >= 500, 1), else_=0)),
+                func.sum(RequestLog.latency_ms),
+            )
+            .where(RequestLog.created >= start, RequestLog.deployment_id.is_not(None))
+            .group_by(RequestLog.deployment_id, bucket)
+        )
         if workspace_id is not None:
             statement = statement.where(RequestLog.workspace_id == workspace_id)
-        return [(str(d), c, s, float(lat)) for d, c, s, lat in session.execute(statement)]
+        rows = session.execute(statement)
+        return [(str(d), int(b), int(n), int(f or 0), float(lat or 0.0)) for d, b, n, f, lat in rows]
 
-    latencies: dict[str, list[list[float]]] = defaultdict(lambda: [[] for _ in range(METRICS_BUCKETS)])
-    failures: dict[str, list[list[int]]] = defaultdict(lambda: [[] for _ in range(METRICS_BUCKETS)])
-    for deployment_id, created, status, latency in await state.db.run(query):
-        index = min(METRICS_BUCKETS - 1, max(0, int((_aware(created) - start) / width)))
-        latencies[deployment_id][index].append(latency)
-        failures[deployment_id][index].append(1 if status >= 500 else 0)
+    counts: dict[str, list[int]] = defaultdict(lambda: [0] * METRICS_BUCKETS)
+    failures: dict[str, list[int]] = defaultdict(lambda: [0] * METRICS_BUCKETS)
+    latency_sums: dict[str, list[float]] = defaultdict(lambda: [0.0] * METRICS_BUCKETS)
+    for deployment_id, number, requests, failed, latency_sum in await state.db.run(query):
+        index = min(METRICS_BUCKETS - 1, max(0, number - first))
+        counts[deployment_id][index] += requests
+        failures[deployment_id][index] += failed
+        latency_sums[deployment_id][index] += latency_sum
     result: dict[str, _Series] = {}
-    for deployment_id, buckets in latencies.items():
-        all_latencies = [v for b in buckets for v in b]
+    for deployment_id, per_bucket in counts.items():
+        total = sum(per_bucket)
+        sums = latency_sums[deployment_id]
         result[deployment_id] = (
-            [statistics.median(b) if b else 0.0 for b in buckets],
-            [sum(b) / len(b) if b else 0.0 for b in failures[deployment_id]],
-            len(all_latencies),
-            statistics.median(all_latencies) if all_latencies else None,
+            [sums[i] / n if n else 0.0 for i, n in enumerate(per_bucket)],
+            [failures[deployment_id][i] / n if n else 0.0 for i, n in enumerate(per_bucket)],
+            total,
+            sum(sums) / total if total else None,
         )
     return result
 
@@ -309,7 +329,7 @@ async def list_deployments(state: GatewayState, workspace_id: str | None) -> lis
     for runtime in sorted(state.registry.all(), key=lambda r: r.id):
         if workspace_id is not None and not runtime.visible_to(workspace_id):
             continue
-        latency, error_rate, count, p50 = metrics.get(runtime.id, ([], [], 0, None))
+        latency, error_rate, count, mean_latency = metrics.get(runtime.id, ([], [], 0, None))
         views.append(
             DeploymentView(
                 id=runtime.id,
@@ -325,7 +345,7 @@ async def list_deployments(state: GatewayState, workspace_id: str | None) -> lis
                 latency_ms=tuple(latency) if count else (),
                 error_rate=tuple(error_rate) if count else (),
                 requests=count,
-                p50_latency_ms=p50,
+                mean_latency_ms=mean_latency,
             )
         )
     return views

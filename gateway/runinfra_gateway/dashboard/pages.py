@@ -290,7 +290,7 @@ class Pages:
             days=USAGE_DAYS,
             total_requests=sum(d.requests for d in days),
             spend_chart=bar_chart(
-                [(d.day, d.spend_cents) for d in days], label="Spend per day (cents)", value_format="{:.4g}¢"
+                [(d.day, d.spend_cents) for d in days], label="Spend per day (cents)", value_format="{:.3g}¢"
             ),
             requests_chart=bar_chart([(d.day, float(d.requests)) for d in days], label="Requests per day",
                                      value_format="{:.0f}"),

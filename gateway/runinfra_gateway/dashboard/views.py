@@ -47,7 +47,7 @@ class DeploymentView:
     latency_ms: tuple[float, ...] = ()
     error_rate: tuple[float, ...] = ()
     requests: int = 0
-    p50_latency_ms: float | None = None
+    mean_latency_ms: float | None = None
 
     @property
     def status_label(self) -> str:
