@@ -213,6 +213,8 @@ def test_usage_and_credits_page_tops_up_and_lists_requests(page: Any, gateway: G
     assert after == pytest.approx(before + 250)
     assert request_id in page.inner_text("table")
     assert page.locator("svg.chart").count() == 2
+    logged = gateway.admin("GET", "/requests?workspace_id=default&limit=1000")["data"]
+    assert page.inner_text("[data-testid=total-requests]") == str(len(logged))  # the SQL aggregate agrees
     screenshot(page, "09-usage-and-credits")
 
     page.goto(f"{gateway.dashboard}/deployments")
