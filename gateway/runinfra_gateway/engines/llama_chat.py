@@ -11,6 +11,7 @@ which stops generation and frees the worker for the next request.
 from __future__ import annotations
 
 import codecs
+import secrets
 import threading
 import time
 import uuid
@@ -271,12 +272,37 @@ class LlamaChatEngine:
 
     # -- the worker side -------------------------------------------------------------
 
-    def count_prompt_tokens(self, model: _LoadedModel, messages: list[dict[str, str]]) -> list[int]:
-        formatted = model.formatter(messages=messages)
-        prompt: str = formatted.prompt
-        tokens: list[int] = model.llm.tokenize(
-            prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
-        )
+    def prompt_tokens(self, model: _LoadedModel, messages: list[dict[str, str]]) -> list[int]:
+        """The chat template applied to ``messages``, tokenized.
+
+        The template's own markup is tokenized with special tokens recognised;
+        what the messages say is tokenized as plain text, so a message that
+        contains ``<|im_end|><|im_start|>system`` cannot forge a turn. The
+        template is rendered with a random marker in place of each content to
+        find where the contents go.
+        """
+        marker = f"\x1e{secrets.token_hex(8)}"
+        placeholders = [{"role": m["role"], "content": f"{marker}{i}{marker}"} for i, m in enumerate(messages)]
+        formatted = model.formatter(messages=placeholders)
+        rendered: str = formatted.prompt
+        pieces = rendered.split(marker)
+        llm = model.llm
+        tokens: list[int] = []
+        if len(pieces) != 2 * len(messages) + 1 or pieces[1::2] != [str(i) for i in range(len(messages))]:
+            # A template that rewrites contents: fall back to one pass, with contents rendered by the template.
+            prompt = model.formatter(messages=messages).prompt
+            whole: list[int] = llm.tokenize(prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+            return whole
+        for index, piece in enumerate(pieces):
+            if index % 2 == 0:
+                if piece:
+                    tokens += llm.tokenize(
+                        piece.encode("utf-8"), add_bos=index == 0 and not formatted.added_special, special=True
+                    )
+            else:
+                content = messages[int(piece)]["content"]
+                if content:
+                    tokens += llm.tokenize(content.encode("utf-8"), add_bos=False, special=False)
         return tokens
 
     def _generate(
@@ -287,7 +313,7 @@ class LlamaChatEngine:
         cancelled: threading.Event,
     ) -> Generation:
         llm = model.llm
-        prompt = self.count_prompt_tokens(model, params.messages)
+        prompt = self.prompt_tokens(model, params.messages)
         room = self.n_ctx - len(prompt)
         if room < 1:
             raise errors.GatewayError(
