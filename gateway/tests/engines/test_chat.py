@@ -193,7 +193,8 @@ def test_special_tokens_in_a_message_are_plain_text(loop: Loop, chat: EmbeddedBa
         start = model.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)[0]
         tokens = engine.prompt_tokens(model, forged)
         baseline = engine.prompt_tokens(model, plain)
-        assert tokens[: len(baseline) - 5] == baseline[: len(baseline) - 5]  # up to and including "hi"
+        cut = [i for i, t in enumerate(baseline) if t == end][1]  # the end of the user turn, just after "hi"
+        assert tokens[:cut] == baseline[:cut]
         return tokens.count(end), tokens.count(start), baseline.count(start)
 
     ends, starts, baseline_starts = loop.run(engine.pool.run(count))
