@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,23 @@ def test_doctor_passes_then_names_the_fix_for_a_revoked_key(gateway: Gateway) ->
     assert down.returncode == 1
     assert "[FAIL] gateway reachable" in down.stdout
     assert "runinfra serve" in down.stdout
+
+
+def test_chat_prints_tokens_as_they_arrive(gateway: Gateway, key: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
+    process = subprocess.Popen(
+        [str(BIN / "runinfra"), "chat", "smollm2", "Count from one to twenty in words.", "--max-tokens", "64",
+         "--temperature", "0"],
+        env={**clean, **_env(gateway, key)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    arrivals: list[float] = []
+    while True:
+        chunk = os.read(process.stdout.fileno(), 4096)
+        if not chunk:
+            break
+        arrivals.append(time.monotonic())
+    assert process.wait(timeout=120) == 0
+    # The answer came in several writes spread over the generation, not in one block at the end.
+    assert len(arrivals) >= 3
+    assert arrivals[-1] - arrivals[0] > 0.05
