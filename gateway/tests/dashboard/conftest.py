@@ -165,6 +165,7 @@ def page(browser: Any) -> Iterator[Any]:
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # a page opened at an #anchor would shift its sticky sidebar
     page.screenshot(path=str(path), full_page=full_page)
     return path
 
