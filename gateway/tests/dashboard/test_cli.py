@@ -127,6 +127,15 @@ def test_a_pipeline_key_sees_its_pipeline(gateway: Gateway) -> None:
     assert listed.returncode == 0, listed.stderr
     assert {m["id"] for m in json.loads(listed.stdout)} == {"smollm2", "flite-tts", "sphinx-stt"}
 
+    outside = runinfra("models", env=_env(gateway, pipeline_key))
+    assert outside.returncode == 3
+    assert "pipeline_scope_violation" in outside.stderr
+    doctor = runinfra("doctor", env=_env(gateway, pipeline_key))
+    assert "[FAIL] API key scope: pipeline_scope_violation" in doctor.stdout
+    assert "--pipeline" in doctor.stdout
+    scoped = runinfra("doctor", "--pipeline", PIPELINE, env=_env(gateway, pipeline_key))
+    assert f"[ok  ] API key: accepted; scope: pipeline {PIPELINE}" in scoped.stdout
+
 
 def test_wrong_key_wrong_token_and_unreachable_gateway_have_their_own_exit_codes(gateway: Gateway) -> None:
     wrong_key = "rik_this-key-does-not-exist-anywhere-0000000000"
