@@ -21,7 +21,7 @@ from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
 from runinfra_gateway.webhooks.usage_digest import emit_due_usage_digests
 
-__all__ = ["Webhooks", "open_webhooks"]
+__all__ = ["Webhooks", "open_webhooks", "secret_box_for"]
 
 
 class Webhooks:
@@ -76,4 +76,11 @@ def open_webhooks(
     ``log_event`` receives one structured line per delivery attempt. Raises ``ValueError`` naming a bad setting.
     """
     settings = WebhookSettings.from_mapping(table)
-    return Webhooks(db, settings, SecretBox.from_data_dir(data_dir), log_event=log_event)
+    return Webhooks(db, settings, secret_box_for(settings, data_dir), log_event=log_event)
+
+
+def secret_box_for(settings: WebhookSettings, data_dir: Path) -> SecretBox:
+    """The operator's shared master key when configured, else the data directory's own."""
+    if settings.master_key_file is not None:
+        return SecretBox.from_key_file(Path(settings.master_key_file))
+    return SecretBox.from_data_dir(data_dir)

@@ -72,6 +72,14 @@ class SecretBox:
                 staging.unlink()
         return cls(path.read_bytes())
 
+    @classmethod
+    def from_key_file(cls, path: Path) -> SecretBox:
+        """The box for an operator-provided master key (at least 32 bytes; shared by replicas)."""
+        key = path.read_bytes()
+        if len(key) < 32:
+            raise ValueError(f"webhooks.master_key_file: {path} holds {len(key)} bytes; at least 32 are needed")
+        return cls(key)
+
     def seal(self, secret: str, *, endpoint_id: str) -> bytes:
         nonce = secrets.token_bytes(_NONCE_BYTES)
         return _VERSION + nonce + self._aead.encrypt(nonce, secret.encode("utf-8"), endpoint_id.encode("utf-8"))

@@ -39,6 +39,9 @@ class WebhookSettings:
     rotation_overlap_seconds: float = 86_400.0
     # Extra certificate authorities (PEM) trusted for https endpoints, beside the system's.
     tls_ca_file: str | None = None
+    # The key that seals signing secrets; replicas sharing one database must share it.
+    # Default: webhook-master.key in the data directory, created on first start.
+    master_key_file: str | None = None
     max_retry_after_seconds: float = 86_400.0
     response_excerpt_bytes: int = 512
     # usage.daily summarises a UTC day this long after it ends (the request log is written in batches).
@@ -87,6 +90,7 @@ class WebhookSettings:
             "usage_daily_delay_seconds",
             "usage_daily_check_seconds",
             "tls_ca_file",
+            "master_key_file",
             "retention_days",
             "retention_check_seconds",
         }
@@ -118,6 +122,11 @@ class WebhookSettings:
                 if not Path(ca_file).is_file():
                     raise ValueError(f"webhooks.tls_ca_file: no file at {ca_file!r}")
                 kwargs["tls_ca_file"] = ca_file
+            if "master_key_file" in table:
+                key_file = str(table["master_key_file"])
+                if not Path(key_file).is_file():
+                    raise ValueError(f"webhooks.master_key_file: no file at {key_file!r}")
+                kwargs["master_key_file"] = key_file
             if "allowed_hosts" in table:
                 kwargs["allowed_hosts"] = frozenset(normalize_host(str(h)) for h in table["allowed_hosts"])
             if "allowed_networks" in table:

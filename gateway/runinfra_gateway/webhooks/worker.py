@@ -18,6 +18,7 @@ import tomllib
 
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.dispatcher import Dispatcher
+from runinfra_gateway.webhooks.runtime import secret_box_for
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.settings import WebhookSettings
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     db = Database(args.database_url)
     try:
-        asyncio.run(_serve(db, settings, SecretBox.from_data_dir(args.data_dir)))
+        asyncio.run(_serve(db, settings, secret_box_for(settings, args.data_dir)))
     finally:
         db.close()
     return 0

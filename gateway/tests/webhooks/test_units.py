@@ -16,7 +16,9 @@ import runinfra
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from runinfra_gateway.store import Base, Database
+from runinfra_gateway.webhooks.models import WebhookEndpoint
 from runinfra_gateway.webhooks.retry import next_attempt_delay, parse_retry_after
+from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import MASTER_KEY_FILENAME, SecretBox, SecretBoxError
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
@@ -156,3 +158,26 @@ def test_the_gateway_config_validates_its_webhooks_table() -> None:
     for table, needle in (({"bogus": 1}, "bogus"), ({"timeout_seconds": -1}, "timeout"), ("not a table", "webhooks")):
         with pytest.raises(ConfigError, match=needle):
             settings_from_mapping({"webhooks": table})
+
+
+def test_replicas_share_secrets_through_one_master_key_file(db: Database, tmp_path: Path) -> None:
+    key_file = tmp_path / "shared.key"
+    key_file.write_bytes(os.urandom(32))
+    table = {"allowed_hosts": ["127.0.0.1"], "master_key_file": str(key_file)}
+    first = open_webhooks(db, data_dir=tmp_path / "replica-a", table=table)
+    second = open_webhooks(db, data_dir=tmp_path / "replica-b", table=table)
+    alone = open_webhooks(db, data_dir=tmp_path / "replica-c", table={"allowed_hosts": ["127.0.0.1"]})
+    created = asyncio.run(first.service.create_endpoint(workspace_id=WORKSPACE, url="http://127.0.0.1:9/"))
+    with db.session() as session:
+        sealed = session.get(WebhookEndpoint, created.id)
+        assert sealed is not None
+        assert second.service.box.open(sealed.secret_sealed, endpoint_id=created.id) == created.secret
+        with pytest.raises(SecretBoxError):
+            alone.service.box.open(sealed.secret_sealed, endpoint_id=created.id)
+    assert not (tmp_path / "replica-a" / MASTER_KEY_FILENAME).exists()
+    short = tmp_path / "short.key"
+    short.write_bytes(b"x" * 8)
+    with pytest.raises(ValueError, match="at least 32"):
+        open_webhooks(db, data_dir=tmp_path, table={"master_key_file": str(short)})
+    with pytest.raises(ValueError, match="master_key_file"):
+        WebhookSettings.from_mapping({"master_key_file": str(tmp_path / "missing.key")})
