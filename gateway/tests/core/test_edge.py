@@ -36,7 +36,8 @@ def _raw(gateway: GatewayProcess, payload: bytes) -> bytes:
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/nope"), ("GET", "/v1/nope"),
-     ("GET", "/v1/chat/completions"), ("POST", "/v1/models"), ("GET", "/admin/v1/keys"), ("GET", "/admin/v1/nope")],
+     ("GET", "/v1/chat/completions"), ("POST", "/v1/models"), ("GET", "/admin/v1/keys"), ("GET", "/admin/v1/nope"),
+     ("GET", "/dashboard/login")],
 )
 def test_every_response_carries_a_unique_request_id(gateway: GatewayProcess, method: str, path: str) -> None:
     first = request(gateway.base_url, method, path)
@@ -63,6 +64,7 @@ def test_unknown_route_and_wrong_method(gateway: GatewayProcess, tenant: Tenant)
         (b'{"model": "smollm2", "temperature": Infinity}', "application/json", "invalid_json", "Infinity"),
         (b'{"model": "smollm2", "temperature": -Infinity}', "application/json", "invalid_json", "Infinity"),
         (b'{"model": "sm\xffollm2"}', "application/json", "invalid_json", "UTF-8"),
+        (b'{"model": "smollm2", "temperature": 1e400}', "application/json", "invalid_json", "infinity"),
         (b'["a list"]', "application/json", "invalid_json", "JSON object"),
         (b"", "application/json", "invalid_json", "empty"),
         (b'{"model": "smollm2"}', "text/plain", "unsupported_media_type", "text/plain"),
