@@ -1,13 +1,14 @@
 """SDK overhead benchmark: our SDK vs ``runinfra==0.2.0`` vs ``openai`` vs a bare ``http.client`` loop.
 
-One interleaved run against one local nginx (Debian ``nginx-light``) serving canned chat and
+One run against one local nginx (Debian ``nginx-light``) serving canned chat and
 embedding JSON and a canned 1,000-event SSE stream, over HTTP and over HTTPS (a local CA
 appended to the system trust store, handed to every client through ``SSL_CERT_FILE``). Each
-client runs in its own interpreter (``bench/sdk/worker.py``); rounds interleave the clients
-and the figures are medians over rounds.
+client runs in its own interpreter (``bench/sdk/worker.py``); all four are up at once but
+measure in turns (a fraction of a second each, many turns), so a busy shared machine slows
+them alike instead of whichever happened to run during a spike.
 
-    python bench/sdk_overhead.py                 # about a minute and a half
-    python bench/sdk_overhead.py --rounds 9 --seconds 2
+    python bench/sdk_overhead.py                 # about a minute
+    python bench/sdk_overhead.py --turns 40 --seconds 0.25 --startup-samples 10
 """
 
 from __future__ import annotations
@@ -119,30 +120,92 @@ http {{
     return process, http_port, https_port
 
 
-def _run_worker(kind: str, config: Dict[str, Any], env: Dict[str, str]) -> Optional[Dict[str, Any]]:
-    python = PYTHONS[kind]
-    if not python.exists():
-        return None
+class _Worker:
+    """One client's process, driven over its stdin/stdout."""
+
+    def __init__(self, kind: str, config: Dict[str, Any], env: Dict[str, str]) -> None:
+        self.kind = kind
+        self.process = subprocess.Popen(
+            [str(PYTHONS[kind]), str(WORKER), json.dumps({"kind": kind, **config})],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.startup_ms = float(self._read()["startup_ms"])
+
+    def _read(self) -> Dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            assert self.process.stderr is not None
+            raise RuntimeError(f"{self.kind} worker died: {self.process.stderr.read()[-2000:]}")
+        return json.loads(line)  # type: ignore[no-any-return]
+
+    def ask(self, command: Dict[str, Any]) -> Dict[str, Any]:
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def finish(self) -> float:
+        peak = float(self.ask({"op": "exit"})["peak_rss_mib"])
+        self.process.wait(30)
+        return peak
+
+
+def _startup_sample(kind: str, origin: str, env: Dict[str, str]) -> Optional[float]:
+    config = {"kind": kind, "base": origin + "/v1", "sse_base": origin + "/sse/v1", "startup_only": True}
     completed = subprocess.run(
-        [str(python), str(WORKER), json.dumps({"kind": kind, **config})],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        [str(PYTHONS[kind]), str(WORKER), json.dumps(config)], capture_output=True, text=True, env=env, timeout=300
+    )
     if completed.returncode != 0:
-        print(f"  ! {kind} failed: {completed.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
         return None
-    return json.loads(completed.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return float(json.loads(completed.stdout.strip().splitlines()[-1])["startup_ms"])
 
 
-def _median(rows: List[Dict[str, Any]], key: str) -> float:
-    return float(statistics.median(row[key] for row in rows))
+def _measure(kinds: List[str], origin: str, env: Dict[str, str], args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
+    """All clients up at once; in each turn every client runs each measurement once, alone."""
+    config = {"base": origin + "/v1", "sse_base": origin + "/sse/v1", "threads": args.threads}
+    workers = [_Worker(kind, config, env) for kind in kinds]
+    totals: Dict[str, Dict[str, Any]] = {
+        worker.kind: {op: {"count": 0, "wall": 0.0, "cpu": 0.0} for op in ("chat", "embed", "threads", "sse")}
+        for worker in workers
+    }
+    latencies: Dict[str, List[float]] = {worker.kind: [] for worker in workers}
+    shuffle = random.Random(11).shuffle
+    for _turn in range(args.turns):
+        shuffle(workers)
+        for op in ("chat", "embed", "threads", "sse"):
+            for worker in workers:
+                result = worker.ask({"op": op, "seconds": args.seconds, "threads": args.threads})
+                total = totals[worker.kind][op]
+                total["count"] += result["count"]
+                total["wall"] += result["wall"]
+                total["cpu"] += result.get("cpu", 0.0)
+                latencies[worker.kind].extend(result.get("latencies", ()))
+    figures: Dict[str, Dict[str, Any]] = {}
+    for worker in workers:
+        total = totals[worker.kind]
+        ordered = sorted(latencies[worker.kind])
+        figures[worker.kind] = {
+            "chat_rps": total["chat"]["count"] / total["chat"]["wall"],
+            "chat_threads_rps": total["threads"]["count"] / total["threads"]["wall"],
+            "chat_p50_ms": ordered[len(ordered) // 2] * 1000,
+            "chat_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+            "chat_cpu_us": total["chat"]["cpu"] / total["chat"]["count"] * 1e6,
+            "embed_rps": total["embed"]["count"] / total["embed"]["wall"],
+            "sse_events_per_s": total["sse"]["count"] / total["sse"]["wall"],
+            "startup_ms": worker.startup_ms,
+            "peak_rss_mib": worker.finish(),
+        }
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (median reported)")
-    parser.add_argument("--seconds", type=float, default=0.3, help="time per measurement")
+    parser.add_argument("--turns", type=int, default=12, help="turns; each client measures everything once per turn")
+    parser.add_argument("--seconds", type=float, default=0.12, help="length of one measurement within a turn")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--events", type=int, default=1000, help="events in the canned stream")
+    parser.add_argument("--startup-samples", type=int, default=3, help="extra fresh interpreters per client")
     parser.add_argument("--clients", default="ours,peer,openai,floor")
     parser.add_argument("--transports", default="http,https")
     parser.add_argument("--json", type=Path, help="also write the raw figures here")
@@ -166,54 +229,44 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("RUNINFRA")}
         env["SSL_CERT_FILE"] = str(bundle)
         origins = {"http": f"http://127.0.0.1:{http_port}", "https": f"https://127.0.0.1:{https_port}"}
-        results: Dict[str, Dict[str, List[Dict[str, Any]]]] = {t: {k: [] for k in kinds} for t in origins}
+        summary: Dict[str, Dict[str, Dict[str, Any]]] = {}
         startup: Dict[str, List[float]] = {kind: [] for kind in kinds}
         try:
             started = time.monotonic()
-            for round_index in range(args.rounds):
-                for transport in args.transports.split(","):
-                    order = kinds[:]
-                    random.Random(round_index).shuffle(order)
-                    for kind in order:
-                        config = {
-                            "base": origins[transport] + "/v1",
-                            "sse_base": origins[transport] + "/sse/v1",
-                            "seconds": args.seconds,
-                            "threads": args.threads,
-                        }
-                        row = _run_worker(kind, config, env)
-                        if row is not None:
-                            results[transport][kind].append(row)
-                            startup[kind].append(row["startup_ms"])
-                elapsed = time.monotonic() - started
-                print(f"round {round_index + 1}/{args.rounds} done ({elapsed:.0f} s)", file=sys.stderr)
+            for transport in args.transports.split(","):
+                summary[transport] = _measure(kinds, origins[transport], env, args)
+                for kind, figures in summary[transport].items():
+                    startup[kind].append(figures["startup_ms"])
+                print(f"{transport} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+            for _ in range(args.startup_samples):
+                for kind in kinds:
+                    sample = _startup_sample(kind, origins["https"], env)
+                    if sample is not None:
+                        startup[kind].append(sample)
         finally:
             nginx.terminate()
             nginx.wait(10)
-    _report(results, startup, kinds, args)
+    _report(summary, startup, kinds, args)
 
 
-def _report(results: Dict[str, Dict[str, List[Dict[str, Any]]]], startup: Dict[str, List[float]],
+def _report(summary: Dict[str, Dict[str, Dict[str, Any]]], startup: Dict[str, List[float]],
             kinds: List[str], args: argparse.Namespace) -> None:  # fmt: skip
-    summary: Dict[str, Any] = {}
     header = (f"{'transport':9} {'client':7} {'chat r/s':>9} {'8thr r/s':>9} {'p50 ms':>7} {'p99 ms':>7} "
               f"{'CPU us/r':>8} {'emb r/s':>8} {'SSE ev/s':>9} {'RSS MiB':>7}")  # fmt: skip
-    print(f"\nSDK overhead: {args.rounds} interleaved rounds x {args.seconds} s per measurement, "
-          f"{args.threads} threads, {args.events}-event stream; medians\n")  # fmt: skip
+    print(f"\nSDK overhead: {args.turns} turns x {args.seconds} s per measurement per client (clients take turns), "
+          f"{args.threads} threads, {args.events}-event stream\n")  # fmt: skip
     print(header)
     print("-" * len(header))
-    for transport, by_kind in results.items():
+    for transport, by_kind in summary.items():
         for kind in kinds:
-            rows = by_kind[kind]
-            if not rows:
+            figures = by_kind.get(kind)
+            if figures is None:
                 continue
-            figures = {key: _median(rows, key) for key in rows[0] if key not in ("kind", "startup_ms")}
-            summary.setdefault(transport, {})[kind] = figures
             print(f"{transport:9} {kind:7} {figures['chat_rps']:9.0f} {figures['chat_threads_rps']:9.0f} "
                   f"{figures['chat_p50_ms']:7.3f} {figures['chat_p99_ms']:7.3f} {figures['chat_cpu_us']:8.0f} "
                   f"{figures['embed_rps']:8.0f} {figures['sse_events_per_s']:9.0f} "
                   f"{figures['peak_rss_mib']:7.1f}")  # fmt: skip
-    print("\nimport + construct in a fresh interpreter (median of every run, ms): " + ", ".join(
+    print("\nimport + construct in a fresh interpreter (median ms): " + ", ".join(
         f"{kind} {statistics.median(values):.1f}" for kind, values in startup.items() if values))  # fmt: skip
     print("\nours vs peers (our req/s or events/s over theirs; > 1 means ours is faster):")
     for transport, figures in summary.items():
@@ -226,11 +279,12 @@ def _report(results: Dict[str, Dict[str, List[Dict[str, Any]]]], startup: Dict[s
             print(f"  {transport:5} vs {kind:6}: chat x{ours['chat_rps'] / other['chat_rps']:.2f}, "
                   f"8 threads x{ours['chat_threads_rps'] / other['chat_threads_rps']:.2f}, "
                   f"embeddings x{ours['embed_rps'] / other['embed_rps']:.2f}, "
-                  f"SSE x{ours['sse_events_per_s'] / other['sse_events_per_s']:.2f}")  # fmt: skip
+                  f"SSE x{ours['sse_events_per_s'] / other['sse_events_per_s']:.2f}, "
+                  f"CPU/request x{other['chat_cpu_us'] / ours['chat_cpu_us']:.2f}")  # fmt: skip
         floor = figures.get("floor")
         if floor is not None:
             print(f"  {transport:5} targets: time/request vs floor {floor['chat_rps'] / ours['chat_rps']:.2f}x "
-                  f"(chat), {floor['embed_rps'] / ours['embed_rps']:.2f}x (embeddings) [target <= 1.25]; "
+                  f"(chat), {floor['embed_rps'] / ours['embed_rps']:.2f}x (embeddings) [<= 1.25]; "
                   f"8 threads / sequential {ours['chat_threads_rps'] / ours['chat_rps']:.2f} [>= 1]; "
                   f"SSE {100 * ours['sse_events_per_s'] / floor['sse_events_per_s']:.0f}% of floor [>= 90%]; "
                   f"client CPU/request vs floor {ours['chat_cpu_us'] / floor['chat_cpu_us']:.2f}x")  # fmt: skip

@@ -133,15 +133,15 @@ def _floor(base: str, sse_base: str) -> Tuple[Callable[[], Any], Callable[[], An
     return chat, embed, stream, None
 
 
-def _timed_loop(call: Callable[[], Any], seconds: float, max_calls: int) -> Tuple[int, float, float, List[float]]:
-    """Calls until ``seconds`` pass: (count, wall, process CPU, per-call latencies)."""
+def _timed_loop(call: Callable[[], Any], seconds: float) -> Tuple[int, float, float, List[float]]:
+    """Calls until ``seconds`` pass (at least one): (count, wall, process CPU, per-call latencies)."""
     latencies: List[float] = []
     perf = time.perf_counter
     cpu_start = time.process_time()
     started = perf()
     deadline = started + seconds
     count = 0
-    while count < max_calls:
+    while True:
         before = perf()
         call()
         after = perf()
@@ -176,44 +176,58 @@ def _threaded(call: Callable[[], Any], seconds: float, threads: int) -> Tuple[in
     return sum(counts), time.perf_counter() - started, time.process_time() - cpu_start
 
 
-def _percentile(values: List[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+def _streams(stream: Callable[[], int], seconds: float) -> Tuple[int, float]:
+    started = time.perf_counter()
+    events = 0
+    while True:
+        events += stream()
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds:
+            return events, elapsed
 
 
 def main() -> None:
+    """Build the clients, say ready, then run the measurements the driver asks for, one at a time.
+
+    The driver runs every client's worker at once but lets only one measure at a time (turns
+    of a fraction of a second each), so the load the shared machine carries falls on all
+    clients alike.
+    """
     config = json.loads(sys.argv[1])
     kind = config["kind"]
-    base, sse_base = config["base"], config["sse_base"]
-    seconds = config["seconds"]
     started = time.perf_counter()  # the interpreter is up; this is import + construct
-    chat, embed, stream, _client = _build(kind, base, sse_base)
-    result: Dict[str, Any] = {"kind": kind, "startup_ms": (time.perf_counter() - started) * 1000}
+    chat, embed, stream, _client = _build(kind, config["base"], config["sse_base"])
+    startup_ms = (time.perf_counter() - started) * 1000
+    if config.get("startup_only"):
+        print(json.dumps({"startup_ms": startup_ms}), flush=True)
+        return
     for _ in range(3):  # warm up: connections, TLS, lazy imports
         chat()
         embed()
     stream()
-    count, wall, cpu, latencies = _timed_loop(chat, seconds, config.get("max_calls", 10**9))
-    result["chat_rps"] = count / wall
-    result["chat_p50_ms"] = _percentile(latencies, 0.50) * 1000
-    result["chat_p99_ms"] = _percentile(latencies, 0.99) * 1000
-    result["chat_cpu_us"] = cpu / count * 1e6
-    count, wall, _cpu, _lat = _timed_loop(embed, seconds, config.get("max_calls", 10**9))
-    result["embed_rps"] = count / wall
-    count, wall, cpu = _threaded(chat, seconds, config["threads"])
-    result["chat_threads_rps"] = count / wall
-    events = 0
-    started = time.perf_counter()
-    streams = 0
-    while time.perf_counter() - started < seconds or streams == 0:
-        events += stream()
-        streams += 1
-    result["sse_events_per_s"] = events / (time.perf_counter() - started)
-    result["sse_events_per_stream"] = events / streams
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
-    sys.stdout.flush()
-    os._exit(0)  # skip interpreter teardown: nothing left to measure
+    _threaded(chat, 0.05, config.get("threads", 8))  # one pooled (TLS) connection per thread
+    print(json.dumps({"ready": True, "startup_ms": startup_ms}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        op, seconds = command["op"], command.get("seconds", 0.0)
+        result: Dict[str, Any]
+        if op == "chat":
+            count, wall, cpu, latencies = _timed_loop(chat, seconds)
+            result = {"count": count, "wall": wall, "cpu": cpu, "latencies": latencies}
+        elif op == "embed":
+            count, wall, cpu, _latencies = _timed_loop(embed, seconds)
+            result = {"count": count, "wall": wall, "cpu": cpu}
+        elif op == "threads":
+            count, wall, cpu = _threaded(chat, seconds, command["threads"])
+            result = {"count": count, "wall": wall, "cpu": cpu}
+        elif op == "sse":
+            events, wall = _streams(stream, seconds)
+            result = {"count": events, "wall": wall}
+        else:
+            result = {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            print(json.dumps(result), flush=True)
+            os._exit(0)  # skip interpreter teardown: nothing left to measure
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

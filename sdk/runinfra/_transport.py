@@ -18,6 +18,7 @@ import _thread
 import _weakref
 import io
 import os
+from time import monotonic
 
 from ._errors import RunInfraConnectionError, map_transport_errors
 from ._proxy import Proxy, ProxySettings, proxy_settings_from_env
@@ -33,7 +34,11 @@ _READ_SIZE = 65536
 # A response body is held in memory whole; past this a hostile or broken server is refused
 # instead of exhausting memory (the largest real bodies, long WAV files, are far smaller).
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
-_INLINE_BODY_LIMIT = 1 << 16  # larger bodies go in a second sendall instead of being copied
+_INLINE_BODY_LIMIT = 1 << 16
+# A pooled connection idle longer than this is probed for a close from the server before
+# reuse. Servers close idle keep-alive connections after seconds (uvicorn 5 s, nginx 75 s);
+# one that closes sooner without "Connection: close" is caught by the probe after 0.1 s.
+_PROBE_AFTER_IDLE_SECONDS = 0.1  # larger bodies go in a second sendall instead of being copied
 _MAX_IDLE_PER_ORIGIN = 32
 
 _ssl_contexts: Dict[Tuple[Optional[str], Optional[str]], Any] = {}
@@ -88,12 +93,13 @@ class _Connection:
     ``http.client.HTTPResponse``; requests are written in one ``sendall`` (headers and body
     together: one syscall and no delayed-ACK stall)."""
 
-    __slots__ = ("reader", "sock", "timeout")
+    __slots__ = ("idle_since", "reader", "sock", "timeout")
 
     def __init__(self, sock: Any, timeout: float) -> None:
         self.sock = sock
         self.timeout = timeout
         self.reader = _KeptReader(socket_io(sock))
+        self.idle_since = 0.0
 
     def makefile(self, mode: str) -> _KeptReader:  # what HTTPResponse(sock) calls
         return self.reader
@@ -156,32 +162,35 @@ class HTTPTransport:
                 origin = self._origins.setdefault(prefix, origin)
         return origin
 
+    # The idle lists need no lock: list.pop() and list.append() are atomic in CPython, and a
+    # lock here is what made threads sharing a client slower than each using its own socket.
+
     def _checkout(self, origin: _Origin, timeout: float) -> _Connection:
         if self._closed:
             raise RunInfraConnectionError("the client is closed")
         idle = origin.idle
-        while idle:
-            with self._lock:
-                connection = idle.pop() if idle else None
-            if connection is None:
-                break
-            if not _dropped(connection):
+        while True:
+            try:
+                connection = idle.pop()
+            except IndexError:
+                return self._connect(origin, timeout)
+            # Probing costs a syscall (and a GIL hand-off under threads): only a connection
+            # idle long enough for a server to have closed it is probed.
+            if monotonic() - connection.idle_since < _PROBE_AFTER_IDLE_SECONDS or not _dropped(connection):
                 if connection.timeout != timeout:
                     connection.sock.settimeout(timeout)
                     connection.timeout = timeout
                 return connection
             connection.close()
-        return self._connect(origin, timeout)
 
     def _checkin(self, origin: _Origin, connection: _Connection, response: Any) -> None:
-        if response.will_close or self._closed:
+        if response.will_close or len(origin.idle) >= self._max_idle:
             connection.close()
             return
-        with self._lock:
-            if len(origin.idle) < self._max_idle:
-                origin.idle.append(connection)
-                return
-        connection.close()
+        connection.idle_since = monotonic()
+        origin.idle.append(connection)
+        if self._closed:  # closed before or during this check-in: close() may have missed it
+            self._close_idle()
 
     def _connect(self, origin: _Origin, timeout: float) -> _Connection:
         import socket
@@ -203,13 +212,19 @@ class HTTPTransport:
 
     def close(self) -> None:
         """Close every idle connection; requests after this raise ``RunInfraConnectionError``."""
+        self._closed = True
+        self._close_idle()
+
+    def _close_idle(self) -> None:
         with self._lock:
-            self._closed = True
-            idle = [connection for origin in self._origins.values() for connection in origin.idle]
-            for origin in self._origins.values():
-                origin.idle = []
-        for connection in idle:
-            connection.close()
+            origins = list(self._origins.values())
+        for origin in origins:
+            while True:
+                try:
+                    connection = origin.idle.pop()
+                except IndexError:
+                    break
+                connection.close()
 
     def __del__(self) -> None:
         # A client dropped without close() still releases its sockets.
