@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from runinfra_gateway.backends.base import ChatChunk
+from runinfra_gateway.shaping._read_batch import ReadBatch
 from runinfra_gateway.shaping.sse import SSE_DONE, sse_event
 
 __all__ = ["ChatStreamShaper", "is_usage_chunk"]
@@ -50,18 +51,10 @@ class ChatStreamShaper:
         self._usage_chunk: dict[str, Any] | None = None
         self._held: dict[str, Any] | None = None
         self._pending_finish: dict[int, Any] = {}
-        self._unsent: list[bytes] = []
+        self._read = ReadBatch()
 
     def feed(self, chunk: ChatChunk) -> bytes:
-        out = self._shape(chunk)
-        if getattr(chunk, "more_ready", False):
-            self._unsent.append(out)
-            return b""
-        if self._unsent:
-            self._unsent.append(out)
-            out = b"".join(self._unsent)
-            self._unsent.clear()
-        return out
+        return self._read.add(chunk, self._shape(chunk))
 
     def _shape(self, chunk: ChatChunk) -> bytes:
         data = chunk.data
@@ -118,8 +111,7 @@ class ChatStreamShaper:
         return out + sse_event(orjson.dumps(data))
 
     def finish(self) -> bytes:
-        out = b"".join(self._unsent)
-        self._unsent.clear()
+        out = self._read.drain()
         if self._held is not None:
             out += sse_event(orjson.dumps(_with_finish(self._held, self._pending_finish)))
             self._held = None

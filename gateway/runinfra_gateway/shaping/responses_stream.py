@@ -18,6 +18,7 @@ import orjson
 
 from runinfra_gateway.backends.base import ChatChunk
 from runinfra_gateway.errors import GatewayError
+from runinfra_gateway.shaping._read_batch import ReadBatch
 from runinfra_gateway.shaping.responses import new_response_id, output_message, response_envelope
 from runinfra_gateway.shaping.sse import sse_named_event
 
@@ -42,7 +43,7 @@ class ResponsesStreamAdapter:
         self.content_chunks = 0
         #: The final response object, set by :meth:`finish`.
         self.response: dict[str, Any] | None = None
-        self._unsent: list[bytes] = []
+        self._read = ReadBatch()
 
     def _event(self, type: str, fields: dict[str, Any]) -> bytes:
         payload = {"type": type, "sequence_number": self._sequence, **fields}
@@ -84,15 +85,7 @@ class ResponsesStreamAdapter:
         As with :class:`~runinfra_gateway.shaping.ChatStreamShaper`, the events of a chunk flagged
         ``more_ready`` are sent with the last chunk of its network read.
         """
-        out = self._events_for(chunk)
-        if getattr(chunk, "more_ready", False):
-            self._unsent.append(out)
-            return b""
-        if self._unsent:
-            self._unsent.append(out)
-            out = b"".join(self._unsent)
-            self._unsent.clear()
-        return out
+        return self._read.add(chunk, self._events_for(chunk))
 
     def _events_for(self, chunk: ChatChunk) -> bytes:
         data = chunk.data
@@ -131,8 +124,7 @@ class ResponsesStreamAdapter:
 
     def finish(self) -> bytes:
         """The closing events, ending with ``response.completed`` carrying the final response."""
-        unsent = b"".join(self._unsent)
-        self._unsent.clear()
+        unsent = self._read.drain()
         text = "".join(self._texts)
         message = output_message(text, status="completed", message_id=self._item_id)
         part = message["content"][0]

@@ -63,6 +63,18 @@ async def drain_into(stream: Any, got: list[ChatChunk]) -> None:
         got.append(chunk)
 
 
+async def stream_until_error(url: str) -> tuple[GatewayError, list[ChatChunk], UpstreamBackend]:
+    """Stream from ``url`` until the backend raises; the error, the chunks before it, and the (closed) backend."""
+    b = backend(url)
+    got: list[ChatChunk] = []
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await drain_into(b.chat_stream(CHAT), got)
+    finally:
+        await b.aclose()
+    return caught.value, got, b
+
+
 async def wait_for_disconnect(request: web.Request, seen: asyncio.Event, seconds: float = 10) -> None:
     """Poll until the client's connection is gone (aiohttp does not cancel handlers on disconnect)."""
     for _ in range(int(seconds / 0.01)):
@@ -170,15 +182,9 @@ async def test_a_bad_stream_is_a_deployment_error_after_the_good_chunks(start_se
     async def chat(request: web.Request) -> web.StreamResponse:
         return await sse_response(request, body)
 
-    b = backend(await start_server({"POST /v1/chat/completions": chat}))
-    got: list[ChatChunk] = []
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await drain_into(b.chat_stream(CHAT), got)
-    finally:
-        await b.aclose()
-    assert caught.value.status == 502
-    assert caught.value.type == "deployment_error"
+    error, got, b = await stream_until_error(await start_server({"POST /v1/chat/completions": chat}))
+    assert error.status == 502
+    assert error.type == "deployment_error"
     assert [c.data["choices"][0]["delta"]["content"] for c in got] == ["t0"]
     assert getattr(got[0], "more_ready", None) is False  # a shaper sends it before the error
     assert b.replicas[0].in_flight == 0
@@ -194,14 +200,8 @@ async def test_stream_cut_mid_way_is_a_deployment_error(start_server: StartServe
         request.transport.close()  # the engine process died mid-answer
         return response
 
-    b = backend(await start_server({"POST /v1/chat/completions": chat}))
-    got: list[ChatChunk] = []
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await drain_into(b.chat_stream(CHAT), got)
-    finally:
-        await b.aclose()
-    assert caught.value.status == 502
+    error, got, _ = await stream_until_error(await start_server({"POST /v1/chat/completions": chat}))
+    assert error.status == 502
     assert len(got) == 1
 
 
