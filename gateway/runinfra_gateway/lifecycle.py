@@ -61,7 +61,11 @@ async def open_gateway(
     admin_token, new_token = await db.run(lambda session: ensure_admin_token(session, settings.admin_token))
     ledger = Ledger(db, journal_path=settings.data_dir / "ledger.journal", topup_url=settings.resolved_topup_url)
     await ledger.start()
-    idempotency = IdempotencyStore(db)
+    idempotency = IdempotencyStore(
+        db,
+        max_replay_bytes=settings.idempotency_max_replay_bytes,
+        retention_seconds=settings.idempotency_retention_seconds,
+    )
     start_idempotency = getattr(idempotency, "start", None)
     if start_idempotency is not None:
         await start_idempotency()

@@ -116,6 +116,8 @@ class Settings:
     redis_url: str | None = None
     shutdown_grace_seconds: float = 30.0
     image_url_ttl_seconds: int = 600
+    idempotency_max_replay_bytes: int = 1_000_000
+    idempotency_retention_seconds: int = 86_400
     topup_url: str | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
@@ -283,6 +285,8 @@ _SERVER_KEYS = frozenset(
         "redis_url",
         "shutdown_grace_seconds",
         "image_url_ttl_seconds",
+        "idempotency_max_replay_bytes",
+        "idempotency_retention_seconds",
         "topup_url",
         "access_log",
     }
@@ -342,6 +346,10 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         redis_url=_opt_str(server, "redis_url", "server") or current.redis_url,
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
         image_url_ttl_seconds=_int(server, "image_url_ttl_seconds", "server", current.image_url_ttl_seconds, minimum=1),
+        idempotency_max_replay_bytes=_int(server, "idempotency_max_replay_bytes", "server",
+                                          current.idempotency_max_replay_bytes),
+        idempotency_retention_seconds=_int(server, "idempotency_retention_seconds", "server",
+                                           current.idempotency_retention_seconds, minimum=1),
         topup_url=_opt_str(server, "topup_url", "server") or current.topup_url,
         requests_per_minute=_opt_int(limits, "requests_per_minute", "limits"),
         tokens_per_minute=_opt_int(limits, "tokens_per_minute", "limits"),

@@ -8,9 +8,12 @@ their own.
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp import web
 from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
 ADMIN_TOKEN = "ria_test_" + secrets.token_urlsafe(24)
@@ -125,6 +129,78 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
             *(extra_deployments or []),
         ],
     }
+
+
+class ObservingUpstream:
+    """A real local engine that behaves on cue: it streams a chunk every 50 ms until the client leaves, makes a
+    non-stream call wait 30 s (or answers at once when the prompt starts with "fast"), and records when each
+    call's connection closed. A real engine cannot be asked when it noticed a disconnect."""
+
+    def __init__(self) -> None:
+        self.closed: dict[str, float] = {}
+        self.chunks_sent: dict[str, int] = {}
+        self.loop = asyncio.new_event_loop()
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        content = body["messages"][-1]["content"]
+        if content == "Say OK.":  # the verification probe
+            return web.json_response({
+                "id": "probe", "object": "chat.completion", "created": 1, "model": "slow",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+            })
+        tag = content
+        if content.startswith("fast"):
+            return web.json_response({
+                "id": "fast", "object": "chat.completion", "created": 1, "model": "slow",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 200},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 50, "total_tokens": 53},
+            })
+        try:
+            if not body.get("stream"):
+                await asyncio.sleep(30)
+                return web.json_response({"error": "should have been cancelled"})
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            self.chunks_sent[tag] = 0
+            for index in range(600):
+                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "slow",
+                         "choices": [{"index": 0, "delta": {"content": f"w{index} "}, "finish_reason": None}]}
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                self.chunks_sent[tag] += 1
+                await asyncio.sleep(0.05)
+            return response
+        finally:
+            self.closed[tag] = time.monotonic()
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": [{"id": "slow", "object": "model"}]})
+
+    def start(self) -> ObservingUpstream:
+        self._thread.start()
+
+        async def setup() -> str:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_get("/v1/models", self._models)
+            self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
+            await self._runner.setup()
+            site = web.TCPSite(self._runner, "127.0.0.1", 0)
+            await site.start()
+            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+
+        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture(scope="session")
