@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-__all__ = ["ConnectFailed", "ConnectionLost", "Endpoint", "HttpClient", "ProtocolError", "Response"]
+__all__ = ["BodyTooLarge", "ConnectFailed", "ConnectionLost", "Endpoint", "HttpClient", "ProtocolError", "Response"]
 
 _PAUSE_ABOVE = 1024 * 1024  # buffered body bytes before the socket stops being read
 
@@ -50,6 +50,10 @@ class ConnectionLost(Exception):
 
 class ProtocolError(Exception):
     """The peer's bytes are not a valid HTTP/1.1 response."""
+
+
+class BodyTooLarge(Exception):
+    """The body grew past the size the caller accepts."""
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,13 @@ class Response:
                 return
             yield data
 
-    async def read(self, limit: int | None = None, *, deadline: float | None = None) -> bytes:
-        """The whole body (or its first ``limit`` bytes, for error messages), by ``deadline`` (loop time)."""
+    async def read(
+        self, limit: int | None = None, *, max_bytes: int | None = None, deadline: float | None = None
+    ) -> bytes:
+        """The body by ``deadline`` (loop time): its first ``limit`` bytes, or all of it.
+
+        With ``max_bytes``, a longer body raises :class:`BodyTooLarge` instead of filling memory.
+        """
         parts: list[bytes] = []
         size = 0
         while limit is None or size < limit:
@@ -189,6 +198,8 @@ class Response:
                 break
             parts.append(data)
             size += len(data)
+            if max_bytes is not None and size > max_bytes:
+                raise BodyTooLarge(f"the response body is larger than {max_bytes} bytes")
         body = b"".join(parts)
         return body if limit is None else body[:limit]
 

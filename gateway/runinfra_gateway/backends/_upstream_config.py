@@ -33,6 +33,8 @@ class UpstreamConfig:
     #: Relative to the base URL (``models`` → ``…/v1/models``), or absolute from the host root (``/health``).
     health_check_path: str = "models"
     max_connections: int = 256
+    #: The largest non-streaming answer accepted (images as base64 can be large); more is a deployment error.
+    max_response_bytes: int = 64 * 1024 * 1024
     probe_voice: str = "alloy"
     probe_image_size: str | None = None
 
@@ -53,6 +55,9 @@ class UpstreamConfig:
         max_connections = table.get("max_connections", 256)
         if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
             raise ValueError(f"{where}: 'max_connections' must be a positive integer")
+        max_response_bytes = table.get("max_response_bytes", 64 * 1024 * 1024)
+        if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
+            raise ValueError(f"{where}: 'max_response_bytes' must be an integer of at least 1024")
         interval = table.get("health_check_interval_seconds", 10.0)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
             raise ValueError(f"{where}: 'health_check_interval_seconds' must be a number >= 0 (0 disables)")
@@ -68,6 +73,7 @@ class UpstreamConfig:
             health_check_interval_seconds=float(interval),
             health_check_path=_optional_str(table, "health_check_path", where) or "models",
             max_connections=max_connections,
+            max_response_bytes=max_response_bytes,
             probe_voice=_optional_str(table, "probe_voice", where) or "alloy",
             probe_image_size=_optional_str(table, "probe_image_size", where),
         )

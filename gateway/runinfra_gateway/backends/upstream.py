@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 import orjson
 
 from runinfra_gateway.backends._http_client import (
+    BodyTooLarge,
     ConnectFailed,
     ConnectionLost,
     Endpoint,
@@ -345,7 +346,7 @@ class UpstreamBackend:
         try:
             if response.status >= 300:
                 raise await self._error_response(response)
-            content = await response.read(deadline=deadline)
+            content = await response.read(max_bytes=self._config.max_response_bytes, deadline=deadline)
             complete = True
             return response.status, response.headers, content
         except TimeoutError:
@@ -353,6 +354,11 @@ class UpstreamBackend:
                 f"The upstream engine of {self.deployment_id!r} did not finish within "
                 f"{self._config.timeout_seconds:g} s.",
                 status=504,
+            ) from None
+        except BodyTooLarge:
+            raise deployment_error(
+                f"The upstream engine of {self.deployment_id!r} answered with more than "
+                f"{self._config.max_response_bytes} bytes (max_response_bytes)."
             ) from None
         except (ConnectionLost, ProtocolError) as exc:
             raise deployment_error(

@@ -581,3 +581,22 @@ async def test_verify_reports_each_operation(start_server: StartServer, dead_url
         await dead.aclose()
     assert not result.ok
     assert "connection refused" in result.message
+
+
+async def test_an_oversized_answer_is_refused_not_buffered(start_server: StartServer) -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for _ in range(64):  # 4 MiB, chunked, without end in sight for the client's limit
+            await response.write(b" " * 65536)
+        await response.write_eof()
+        return response
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}), max_response_bytes=1024 * 1024)
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await b.chat(CHAT)
+    finally:
+        await b.aclose()
+    assert (caught.value.status, caught.value.type) == (502, "deployment_error")
+    assert "max_response_bytes" in caught.value.message
