@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from runinfra_gateway.dashboard import data
 from runinfra_gateway.dashboard.auth import DashboardAuth
+from runinfra_gateway.dashboard.body_limit import BodyLimit
 from runinfra_gateway.dashboard.pages import Pages
 from runinfra_gateway.dashboard.render import STATIC_DIR, SecurityHeaders
 from runinfra_gateway.dashboard.sessions import SessionStore
@@ -54,6 +55,6 @@ def create_app(state: GatewayState) -> Starlette:
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(SecurityHeaders)],
+        middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={404: auth.not_found, 405: auth.not_found},
     )

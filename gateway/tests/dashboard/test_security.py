@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
 import re
 from pathlib import Path
@@ -238,3 +239,32 @@ def test_unknown_pages_and_the_bare_mount_point(gateway: Gateway, browser_sessio
     assert "Nothing here" in missing.body
     assert browser_session.get("/static/../templates/base.html").status == 404
     assert browser_session.post("/deployments", {"csrf_token": browser_session.csrf()}).status == 405
+
+
+def test_oversized_form_bodies_are_refused_before_they_are_buffered(
+    gateway: Gateway, browser_session: DashboardSession
+) -> None:
+    keys = _key_count(gateway)
+    host, port = gateway.origin.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        # A declared size over the limit is answered before a byte of the body is sent.
+        connection.putrequest("POST", "/dashboard/settings/api-keys")
+        connection.putheader("Content-Type", "application/x-www-form-urlencoded")
+        connection.putheader("Content-Length", str(600_000))
+        connection.endheaders()
+        assert connection.getresponse().status == 413
+    finally:
+        connection.close()
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        # No Content-Length: a chunked body is counted as it arrives and cut off at the limit
+        # (fields below the per-field limit, so only the total is over).
+        chunks = [f"f{i}=".encode() + b"a" * 60_000 + b"&" for i in range(5)]  # 300 KB: just over
+        connection.request("POST", "/dashboard/login", body=iter(chunks), encode_chunked=True,
+                           headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert connection.getresponse().status == 413
+    finally:
+        connection.close()
+    assert _key_count(gateway) == keys
+    assert browser_session.get("/deployments").status == 200
