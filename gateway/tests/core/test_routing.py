@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
-from .conftest import Tenant
+from .conftest import Tenant, admin
 
 CHAT = "/chat/completions"
 
@@ -90,3 +91,15 @@ def test_traversal_out_of_v1_is_not_routed(tenant: Tenant) -> None:
     response = tenant.get("/../admin/v1/keys")
     assert response.status == 404
     assert response.error["type"] == "not_found_error"
+
+
+def test_model_ids_with_a_slash_are_retrievable_url_encoded(gateway: GatewayProcess, tenant: Tenant,
+                                                            llama: LlamaServer) -> None:
+    created = admin(gateway, "POST", "/deployments", {
+        "id": "org/small-chat", "backend": "upstream", "base_url": llama.base_url,
+        "operations": ["chat.completions"]})
+    assert created.json()["status"] == "active", created.body
+    assert tenant.get("/models/org%2Fsmall-chat").json()["id"] == "org/small-chat"
+    chat = tenant.post(CHAT, _chat("org/small-chat"))
+    assert chat.status == 200
+    assert chat.json()["model"] == "org/small-chat"
