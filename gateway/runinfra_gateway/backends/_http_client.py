@@ -318,13 +318,15 @@ class _Connection(asyncio.Protocol):
 class HttpClient:
     """Keep-alive connections per endpoint, at most ``max_connections`` requests in flight."""
 
-    def __init__(self, *, max_connections: int, connect_timeout: float) -> None:
+    def __init__(
+        self, *, max_connections: int, connect_timeout: float, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._slots = asyncio.Semaphore(max_connections)
         self._max_idle = max_connections
         self._connect_timeout = connect_timeout
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = ssl_context
 
     async def request(
         self,
@@ -406,6 +408,11 @@ class HttpClient:
             if connect_timeout < self._connect_timeout:
                 raise  # the caller's deadline, not the connect timeout
             raise ConnectFailed("connect timeout", timed_out=True) from None
+        except ssl.SSLError as exc:
+            reason = getattr(exc, "reason", None) or type(exc).__name__
+            raise ConnectFailed(f"TLS handshake failed ({reason})") from None
+        except ConnectionRefusedError:
+            raise ConnectFailed("connection refused") from None
         except OSError as exc:
             raise ConnectFailed(f"connection failed ({type(exc).__name__})") from None
         self._open.add(protocol)

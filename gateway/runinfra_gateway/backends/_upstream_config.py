@@ -35,6 +35,8 @@ class UpstreamConfig:
     max_connections: int = 256
     #: The largest non-streaming answer accepted (images as base64 can be large); more is a deployment error.
     max_response_bytes: int = 64 * 1024 * 1024
+    #: A PEM bundle of the CAs that sign the engine's certificate (a private CA); default: the system's.
+    tls_ca_file: str | None = None
     probe_voice: str = "alloy"
     probe_image_size: str | None = None
 
@@ -74,6 +76,7 @@ class UpstreamConfig:
             health_check_path=_optional_str(table, "health_check_path", where) or "models",
             max_connections=max_connections,
             max_response_bytes=max_response_bytes,
+            tls_ca_file=_ca_file(table, where),
             probe_voice=_optional_str(table, "probe_voice", where) or "alloy",
             probe_image_size=_optional_str(table, "probe_image_size", where),
         )
@@ -106,6 +109,13 @@ def _base_urls(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
             raise ValueError(f"{where}: '{name}' must not have a query string or fragment")
         urls.append(url.rstrip("/"))
     return tuple(urls)
+
+
+def _ca_file(table: Mapping[str, Any], where: str) -> str | None:
+    path = _optional_str(table, "tls_ca_file", where)
+    if path is not None and not os.path.isfile(path):
+        raise ValueError(f"{where}: 'tls_ca_file' names no readable file")
+    return path
 
 
 def _optional_str(table: Mapping[str, Any], key: str, where: str) -> str | None:

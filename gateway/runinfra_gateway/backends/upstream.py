@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import ssl
 import struct
 import time
 from typing import Any, AsyncIterator, Mapping, Sequence
@@ -268,8 +269,13 @@ class UpstreamBackend:
         if self._closed:
             raise deployment_error(f"Deployment {self.deployment_id!r} is shutting down.", status=503,
                                    retry_after_seconds=1)
+        context = None
+        if self._config.tls_ca_file is not None:
+            context = ssl.create_default_context(cafile=self._config.tls_ca_file)
         self._client = HttpClient(
-            max_connections=self._config.max_connections, connect_timeout=self._config.connect_timeout_seconds
+            max_connections=self._config.max_connections,
+            connect_timeout=self._config.connect_timeout_seconds,
+            ssl_context=context,
         )
         if self._config.health_check_interval_seconds > 0:
             self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
@@ -301,7 +307,7 @@ class UpstreamBackend:
                 # Nothing reached the engine: mark the replica down and try the next one.
                 replica.in_flight -= 1
                 timed_out = exc.timed_out
-                failure = "connect timeout" if timed_out else "connection refused"
+                failure = str(exc)
                 self._replicas.mark_down(replica, failure)
                 continue
             except ConnectionLost as exc:

@@ -26,6 +26,7 @@ from runinfra_gateway.backends.upstream import UpstreamBackend
         ({"base_url": "http://a/v1", "load_balancing": "random"}, "load_balancing"),
         ({"base_url": "http://a/v1", "max_connections": 0}, "max_connections"),
         ({"base_url": "http://a/v1", "max_response_bytes": 10}, "max_response_bytes"),
+        ({"base_url": "https://a/v1", "tls_ca_file": "/nonexistent/ca.pem"}, "tls_ca_file"),
         ({"base_url": "http://a/v1", "health_check_interval_seconds": -1}, "health_check_interval_seconds"),
         ({"base_url": "http://a/v1", "model": ""}, "model"),
         ({"base_url": "http://a/v1", "api_key_env": "RUNINFRA_TEST_UNSET_VARIABLE"}, "RUNINFRA_TEST_UNSET_VARIABLE"),
