@@ -50,6 +50,9 @@ class UpstreamConfig:
             api_key = os.environ.get(env_name)
             if not api_key:
                 raise ValueError(f"{where}: the environment variable named by 'api_key_env' ({env_name}) is not set")
+        if api_key is not None and not all(32 < ord(ch) < 127 for ch in api_key):
+            # It goes into a request header as is: no spaces, control characters (header injection) or non-ASCII.
+            raise ValueError(f"{where}: the upstream API key must be printable ASCII without spaces")
         timeout = _seconds(table, "timeout_seconds", 60.0, where)
         policy = _optional_str(table, "load_balancing", where) or "least_in_flight"
         if policy not in POLICIES:
@@ -100,6 +103,8 @@ def _base_urls(table: Mapping[str, Any], where: str) -> tuple[str, ...]:
         name = key if key == "base_url" else f"base_urls[{i}]"
         if not isinstance(url, str):
             raise ValueError(f"{where}: '{name}' must be a string")
+        if not url.isascii() or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+            raise ValueError(f"{where}: '{name}' must be plain ASCII without spaces (percent-encode the rest)")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{where}: '{name}' must be an http(s) URL such as http://127.0.0.1:8000/v1")

@@ -236,9 +236,10 @@ class UpstreamBackend:
 
     async def transcribe(self, upload: TranscriptionInput) -> dict[str, Any]:
         # Forwarded byte for byte: the multipart body the client sent, with its boundary.
-        content_type = upload.raw_content_type.encode("latin-1")
-        if b"\r" in content_type or b"\n" in content_type:
+        raw_type = upload.raw_content_type
+        if not raw_type.isascii() or any(ord(ch) < 32 or ord(ch) == 127 for ch in raw_type):
             raise invalid_request("The upload's Content-Type cannot be forwarded.", param="file")
+        content_type = raw_type.encode("ascii")
         headers = self._auth_headers + b"Content-Type: " + content_type + b"\r\n"
         _status, _, content = await self._exchange("/audio/transcriptions", upload.raw_body, headers)
         return self._json_object(content)

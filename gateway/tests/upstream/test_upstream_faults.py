@@ -600,3 +600,18 @@ async def test_an_oversized_answer_is_refused_not_buffered(start_server: StartSe
         await b.aclose()
     assert (caught.value.status, caught.value.type) == (502, "deployment_error")
     assert "max_response_bytes" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    "content_type", ["multipart/form-data; boundary=x\r\nX-Injected: 1", "multipart/form-data; bé"]
+)
+async def test_a_content_type_that_cannot_be_a_header_is_refused(content_type: str) -> None:
+    b = backend("http://127.0.0.1:9/v1")
+    upload = TranscriptionInput(file=b"x", filename="a.wav", file_content_type="audio/wav", fields={},
+                                raw_body=b"--x--\r\n", raw_content_type=content_type)
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await b.transcribe(upload)
+    finally:
+        await b.aclose()
+    assert (caught.value.status, caught.value.type) == (400, "invalid_request_error")
