@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from runinfra_gateway.errors import GatewayError, deployment_error, request_too_large
+from runinfra_gateway.errors import GatewayError, deployment_error
 
 __all__ = ["error_from_upstream", "upstream_message"]
 
@@ -59,9 +59,12 @@ def error_from_upstream(
     if status in (400, 422):
         return GatewayError(400, "invalid_request_error", message, code=code or "invalid_value", param=param)
     if status == 413:
-        error = request_too_large(0)
-        error.message = f"The upstream engine of {deployment_id!r} refused the request as too large: {message}"
-        return error
+        return GatewayError(
+            413,
+            "invalid_request_error",
+            f"The upstream engine of {deployment_id!r} refused the request as too large: {message}",
+            code="request_too_large",
+        )
     if status in (401, 403):
         return deployment_error(
             f"The upstream engine of {deployment_id!r} rejected the gateway's credentials ({status}).", status=502
