@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from runinfra_gateway.billing import Usage
+from runinfra_gateway.billing import Hold, Usage
 from runinfra_gateway.idempotency import StoredResponse
 from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
 
-__all__ = ["Reply", "admit", "run_charged", "usage_tokens"]
+__all__ = ["Reply", "admit", "estimate_tokens", "run_charged", "settle", "usage_tokens"]
 
 
 @dataclass(slots=True)
@@ -58,6 +58,39 @@ def admit(state: GatewayState, call: Call, estimated_tokens: int) -> None:
         tokens_per_minute=key.tokens_per_minute or settings.tokens_per_minute,
         estimated_tokens=estimated_tokens,
     )
+
+
+async def settle(
+    state: GatewayState,
+    call: Call,
+    hold: Hold,
+    runtime: DeploymentRuntime,
+    operation: str,
+    usage: Usage,
+    status: int,
+    estimated_tokens: int,
+    *,
+    cost: int | None = None,
+) -> int:
+    """Charge ``usage`` (or ``cost``) against ``hold``, correct the token bucket, record both on the call."""
+    key = call.key
+    assert key is not None
+    if cost is None:
+        cost = runtime.prices.charge_microcents(operation, usage)
+    await state.ledger.settle(
+        hold,
+        cost,
+        request_id=call.request_id,
+        key_id=key.id,
+        deployment_id=runtime.id,
+        operation=operation,
+        usage=usage,
+        status=status,
+    )
+    state.limiter.record_tokens(key.id, estimated_tokens=estimated_tokens, actual_tokens=usage_tokens(usage))
+    call.usage = usage
+    call.cost_microcents = cost
+    return cost
 
 
 def _fingerprint(call: Call, raw_body: bytes) -> bytes:
@@ -115,21 +148,8 @@ async def run_charged(
         raise
     # The result exists: from here on a disconnect changes nothing (it is charged and, if keyed, replayable).
     call.stop_watching()
-    cost = reply.cost_microcents
-    if cost is None:
-        cost = runtime.prices.charge_microcents(operation, reply.usage)
-    await state.ledger.settle(
-        hold,
-        cost,
-        request_id=call.request_id,
-        key_id=key.id,
-        deployment_id=runtime.id,
-        operation=operation,
-        usage=reply.usage,
-        status=reply.status,
-    )
-    call.usage = reply.usage
-    call.cost_microcents = cost
+    cost = await settle(state, call, hold, runtime, operation, reply.usage, reply.status, estimated,
+                        cost=reply.cost_microcents)
     headers = [(b"x-runinfra-cost-microcents", str(cost).encode())]
     if idempotency_key is not None:
         stored_headers = (
@@ -139,5 +159,4 @@ async def run_charged(
         await state.idempotency.complete(
             key.id, idempotency_key, StoredResponse(status=reply.status, headers=stored_headers, body=reply.body)
         )
-    state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=usage_tokens(reply.usage))
     await call.respond(reply.status, reply.body, reply.content_type, headers)

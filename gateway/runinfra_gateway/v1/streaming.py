@@ -23,7 +23,7 @@ from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.shaping import sse_error
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
-from runinfra_gateway.v1.charging import admit, estimate_tokens, usage_tokens
+from runinfra_gateway.v1.charging import admit, estimate_tokens, settle
 
 __all__ = ["StreamShaper", "relay_stream"]
 
@@ -114,21 +114,8 @@ async def relay_stream(
     finally:
         call.stop_watching()
         await _close(iterator)
-        usage = _delivered_usage(shaper, prompt_estimate)
-        cost = runtime.prices.charge_microcents(operation, usage)
-        await state.ledger.settle(
-            hold,
-            cost,
-            request_id=call.request_id,
-            key_id=key.id,
-            deployment_id=runtime.id,
-            operation=operation,
-            usage=usage,
-            status=status,
-        )
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=usage_tokens(usage))
-        call.usage = usage
-        call.cost_microcents = cost
+        await settle(state, call, hold, runtime, operation, _delivered_usage(shaper, prompt_estimate), status,
+                     estimated)
         call.status = status
 
 
