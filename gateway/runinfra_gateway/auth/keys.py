@@ -3,8 +3,9 @@
 Every unrevoked key is loaded at start; the admin service adds and removes
 entries in the same process, so a revocation takes effect on the very next
 request. A key the table does not know is looked up once in the database
-(another replica may have created it) and a miss is remembered briefly, so a
-flood of bogus keys cannot turn into a flood of queries.
+(another replica may have created it); a miss is remembered briefly and such
+lookups are capped per second, so a flood of bogus keys cannot turn into a
+flood of queries on the database thread the ledger also uses.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from runinfra_gateway.store.models import ApiKey
 __all__ = ["KeyRecord", "KeyTable", "bearer_token"]
 
 _NEGATIVE_TTL_SECONDS = 5.0
+_DB_LOOKUPS_PER_SECOND = 20
 _NEGATIVE_MAX = 10_000
 # Longest header value we bother hashing; real keys are 47 characters.
 _MAX_SECRET_LENGTH = 200
@@ -77,6 +79,8 @@ class KeyTable:
         self._db = db
         self._by_digest: dict[str, KeyRecord] = {}
         self._misses: OrderedDict[str, float] = OrderedDict()
+        self._lookup_window = 0
+        self._lookups_in_window = 0
 
     def load(self, session: Session) -> None:
         rows = session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None))).all()
@@ -112,6 +116,12 @@ class KeyTable:
         seen = self._misses.get(wanted)
         if seen is not None and now - seen < _NEGATIVE_TTL_SECONDS:
             raise errors.auth_error()
+        window = int(now)
+        if window != self._lookup_window:
+            self._lookup_window, self._lookups_in_window = window, 0
+        if self._lookups_in_window >= _DB_LOOKUPS_PER_SECOND:
+            raise errors.auth_error()
+        self._lookups_in_window += 1
 
         def lookup(session: Session) -> KeyRecord | None:
             row = session.scalars(
