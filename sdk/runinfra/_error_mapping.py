@@ -128,8 +128,8 @@ def error_from_payload(
             topup_url=redact(topup, secret) if topup else None,
             **fields,
         )
-    if cls is RateLimitError:
-        return RateLimitError(message, retry_after_seconds=parse_retry_after_header(retry_after), **fields)
+    if cls is RateLimitError or cls is DeploymentError:
+        return cls(message, retry_after_seconds=parse_retry_after_header(retry_after), **fields)
     return cls(message, **fields)
 
 

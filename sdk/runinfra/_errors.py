@@ -175,9 +175,13 @@ class RateLimitError(RunInfraAPIError):
 
 
 class DeploymentError(RunInfraAPIError):
-    """5xx: the deployment is busy, failed or timed out."""
+    """5xx: the deployment is busy, failed or timed out; ``retry_after_seconds`` when a busy one said."""
 
     default_type = "deployment_error"
+
+    def __init__(self, message: str, *, retry_after_seconds: Optional[float] = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class UnsupportedOperationError(RunInfraAPIError):

@@ -93,6 +93,14 @@ def test_429_carries_retry_after_seconds(server: ScriptedServer, client: RunInfr
     assert 0 <= caught.value.retry_after_seconds <= 1
 
 
+def test_503_carries_retry_after_seconds(server: ScriptedServer, client: RunInfra) -> None:
+    busy = error_handler(503, {"message": "busy", "type": "deployment_error"}, headers={"Retry-After": "7"})
+    server.on("POST", "/v1/chat/completions", busy)
+    with pytest.raises(DeploymentError) as caught:
+        _chat(client)
+    assert caught.value.retry_after_seconds == 7.0
+
+
 def test_error_without_json_body(server: ScriptedServer, client: RunInfra) -> None:
     def html(exchange: Exchange) -> None:
         exchange.respond(502, b"<html>bad gateway</html>", content_type="text/html", request_id=None)
