@@ -287,6 +287,9 @@ class Dispatcher:
 
     async def _run(self) -> None:
         while not self._stopping:
+            # Cleared before the claim, not after it: a wake-up that arrives while the claim
+            # runs (a delivery enqueued just then) must not be lost until the next poll.
+            self._wake.clear()
             free = self._settings.max_concurrency - len(self._inflight)
             jobs: list[DeliveryJob] = []
             if free > 0:
@@ -308,7 +311,6 @@ class Dispatcher:
                 task.add_done_callback(self._finished)
             if jobs and len(jobs) == free:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._settings.poll_interval_seconds)
 

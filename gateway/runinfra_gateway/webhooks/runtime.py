@@ -31,8 +31,8 @@ class Webhooks:
         self, db: Database, settings: WebhookSettings, box: SecretBox, *, log_event: EventLogger | None = None
     ) -> None:
         self.settings = settings
-        self.service = WebhookService(db, settings, box)
         self.dispatcher = Dispatcher(db, settings, box, log_event=log_event)
+        self.service = WebhookService(db, settings, box, on_enqueued=self.dispatcher.wake)
         self.usage_digest = Periodic(
             db,
             "usage_daily",

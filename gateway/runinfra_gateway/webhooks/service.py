@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -148,10 +148,14 @@ def _limit(limit: object) -> int:
 class WebhookService:
     """The operations behind ``/admin/v1/webhooks`` and ``runinfra webhooks``."""
 
-    def __init__(self, db: Database, settings: WebhookSettings, box: SecretBox) -> None:
+    def __init__(
+        self, db: Database, settings: WebhookSettings, box: SecretBox, *, on_enqueued: Callable[[], None] | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
         self.box = box
+        # Tells the dispatcher a test or replay is due now (it would find it at its next poll anyway).
+        self.on_enqueued: Callable[[], None] = on_enqueued or (lambda: None)
 
     async def check_url(self, url: object) -> str:
         """Refuse URLs the policy forbids, resolving the host now when it resolves (it may not yet)."""
@@ -260,7 +264,9 @@ class WebhookService:
             delivery = schedule_delivery(session, event_id=event.id, endpoint_id=endpoint.id, origin="test")
             return {"event": _event_dict(event), "delivery": _delivery_dict(delivery)}
 
-        return await self.db.run(enqueue)
+        queued = await self.db.run(enqueue)
+        self.on_enqueued()
+        return queued
 
     async def list_events(self, *, workspace_id: str | None = None, limit: object = 50) -> list[dict[str, Any]]:
         count = _limit(limit)
@@ -334,7 +340,9 @@ class WebhookService:
                 for t in targets
             ]
 
-        return await self.db.run(enqueue)
+        queued = await self.db.run(enqueue)
+        self.on_enqueued()
+        return queued
 
     async def set_credits_low_threshold(self, workspace_id: str, cents: object) -> dict[str, Any]:
         """The balance (cents) under which ``credits.low`` fires for ``workspace_id``."""

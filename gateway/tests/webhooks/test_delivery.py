@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from runinfra_gateway.store import Database
+from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 
@@ -333,3 +334,27 @@ def test_malformed_and_dropped_answers_are_failures_then_a_huge_body_is_cut_shor
         asyncio.run(scenario())
     finally:
         raw.close()
+
+
+def test_test_events_and_replays_do_not_wait_for_the_next_poll(
+    db: Database, receiver: Receiver, tmp_path: Path
+) -> None:
+    webhooks = open_webhooks(
+        db, data_dir=tmp_path / "data", table={"allowed_hosts": ["127.0.0.1"], "poll_interval_seconds": 60}
+    )
+
+    async def scenario() -> None:
+        endpoint = await webhooks.service.create_endpoint(
+            workspace_id=WORKSPACE, url=receiver.url("/ok"), events=["webhook.test"]
+        )
+        await webhooks.start()
+        try:
+            await asyncio.sleep(0.2)  # past the first (start-up) poll
+            queued = await webhooks.service.send_test(endpoint.id)
+            await wait_until(lambda: len(receiver.received) == 1, timeout=5, what="the test event, woken")
+            await webhooks.service.replay(queued["event"]["id"])
+            await wait_until(lambda: len(receiver.received) == 2, timeout=5, what="the replay, woken")
+        finally:
+            await webhooks.close()
+
+    asyncio.run(scenario())
