@@ -1,6 +1,7 @@
 """The default transport: ``http.client`` keep-alive connections, pooled per origin.
 
-* One pool per origin, guarded by a lock, so threads sharing a client reuse connections.
+* One pool of idle connections per origin, shared by threads (atomic list pops and appends),
+  each request written in one ``sendall`` and its response parsed by ``http.client``.
 * One ``SSLContext`` per trust configuration per process (building one reads the whole
   system trust store; doing it per request is what makes naive clients slow).
 * ``HTTP(S)_PROXY``/``NO_PROXY`` honoured; https goes through a CONNECT tunnel.
@@ -34,11 +35,11 @@ _READ_SIZE = 65536
 # A response body is held in memory whole; past this a hostile or broken server is refused
 # instead of exhausting memory (the largest real bodies, long WAV files, are far smaller).
 MAX_RESPONSE_BYTES = 512 * 1024 * 1024
-_INLINE_BODY_LIMIT = 1 << 16
+_INLINE_BODY_LIMIT = 1 << 16  # larger bodies go in a second sendall instead of being copied
 # A pooled connection idle longer than this is probed for a close from the server before
 # reuse. Servers close idle keep-alive connections after seconds (uvicorn 5 s, nginx 75 s);
 # one that closes sooner without "Connection: close" is caught by the probe after 0.1 s.
-_PROBE_AFTER_IDLE_SECONDS = 0.1  # larger bodies go in a second sendall instead of being copied
+_PROBE_AFTER_IDLE_SECONDS = 0.1
 _MAX_IDLE_PER_ORIGIN = 32
 
 _ssl_contexts: Dict[Tuple[Optional[str], Optional[str]], Any] = {}
