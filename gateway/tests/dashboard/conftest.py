@@ -153,13 +153,20 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh browser context (no cookies) and page, 1280x860."""
+    """A fresh browser context (no cookies) and page, 1280x860; fails the test on a script or CSP error."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     context.set_default_timeout(60_000)  # the CPU is shared with model engines
+    problems: list[str] = []
+    new_page = context.new_page()
+    # Refused logins and forms answer 4xx on purpose; Chromium logs those loads, which are not script errors.
+    new_page.on("console", lambda message: problems.append(message.text)
+                if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    new_page.on("pageerror", lambda error: problems.append(str(error)))
     try:
-        yield context.new_page()
+        yield new_page
     finally:
         context.close()
+    assert not problems, f"script or Content-Security-Policy errors in the page: {problems}"
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
