@@ -103,3 +103,17 @@ def test_a_pending_secret_is_popped_once_and_only_by_its_kind() -> None:
     assert not session.check_csrf(None)
     assert not session.check_csrf(session.csrf_token + "x")
     assert session.check_csrf(session.csrf_token)
+
+
+def test_the_deployments_page_refreshes_itself_only_while_verification_runs() -> None:
+    from runinfra_gateway.dashboard.render import _environment
+
+    template = _environment.get_template("deployments.html")
+    base = {"prefix": "/dashboard", "session": None, "title": "Deployments", "section": "deployments",
+            "workspaces": [], "workspace_id": None, "webhooks_available": False, "flashes": [],
+            "current_path": "/dashboard/deployments", "deployments": [], "window_label": "24 hours",
+            "bucket_label": "hourly"}
+    running = template.render({**base, "counts": {"active": 1, "failed": 0, "verifying": 1}})
+    settled = template.render({**base, "counts": {"active": 2, "failed": 0, "verifying": 0}})
+    assert '<meta http-equiv="refresh" content="3">' in running
+    assert "http-equiv" not in settled
