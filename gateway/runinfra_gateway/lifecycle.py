@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from runinfra_gateway.admin import service
 from runinfra_gateway.auth import KeyTable, ensure_admin_token
 from runinfra_gateway.billing import Ledger
+from runinfra_gateway.deployment_secrets import open_definition
 from runinfra_gateway.idempotency import IdempotencyStore
 from runinfra_gateway.image_urls import ImageUrlStore
 from runinfra_gateway.limits import RateLimiter
@@ -33,6 +34,7 @@ from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import ApiKey, DeploymentRecord, PipelineRecord, Workspace
 from runinfra_gateway.webhooks.runtime import open_webhooks
+from runinfra_gateway.webhooks.secret_box import SecretBox, SecretBoxError
 
 __all__ = ["Announcer", "close_gateway", "open_gateway", "verify_deployments"]
 
@@ -85,6 +87,7 @@ async def open_gateway(
         request_log=RequestLogWriter(db),
         public_base_url=settings.base_url,
     )
+    state.secret_box = SecretBox.from_data_dir(settings.data_dir)
     state.webhooks = open_webhooks(
         db, data_dir=settings.data_dir, table=settings.webhooks, log_event=state.access_log.event
     )
@@ -126,13 +129,16 @@ async def _sync_config(state: GatewayState) -> None:
         return [dict(row.definition) for row in rows]
 
     configured = {config.id for config in settings.deployments}
-    for definition in await state.db.run(admin_deployments):
+    for stored in await state.db.run(admin_deployments):
+        definition = stored
         try:
+            if state.secret_box is not None:
+                definition = open_definition(state.secret_box, stored)
             config = parse_deployment(definition, "stored deployment")
             if config.id not in configured:
                 state.registry.put(runtime_for(config, "admin"))
-        except (ConfigError, ValueError) as exc:
-            state.access_log.event("deployment_skipped", deployment=str(definition.get("id")), error=str(exc))
+        except (ConfigError, ValueError, SecretBoxError) as exc:
+            state.access_log.event("deployment_skipped", deployment=str(stored.get("id")), error=str(exc))
 
     def upsert_pipelines(session: Session) -> None:
         for pipeline in settings.pipelines:

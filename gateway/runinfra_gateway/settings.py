@@ -86,7 +86,7 @@ class DeploymentConfig:
     id: str
     backend: str
     operations: tuple[str, ...]
-    table: Mapping[str, Any]
+    table: Mapping[str, Any] = field(repr=False)  # may hold an upstream api_key
     workspace_id: str | None = None
     params: tuple[str, ...] | None = None
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from runinfra_gateway.idempotency import IdempotencyStore
     from runinfra_gateway.image_urls import ImageUrlStore
     from runinfra_gateway.limits import RateLimiter
+    from runinfra_gateway.webhooks.secret_box import SecretBox
 
 __all__ = ["GatewayState"]
 
@@ -41,6 +42,8 @@ class GatewayState:
     request_log: RequestLogWriter
     public_base_url: str
     webhooks: Any | None = None
+    #: Seals upstream API keys of admin-registered deployments at rest.
+    secret_box: SecretBox | None = None
     #: True once every configured deployment finished verification and is active.
     ready: bool = False
     #: Printed-once material of the first start (keys, admin token); never logged.

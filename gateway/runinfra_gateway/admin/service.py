@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from runinfra_gateway import errors
 from runinfra_gateway.admin.events import emit
 from runinfra_gateway.auth import KeyRecord, digest, display_prefix, new_api_key, new_id
+from runinfra_gateway.deployment_secrets import seal_definition
 from runinfra_gateway.pipeline_table import Pipeline
 from runinfra_gateway.registry import DeploymentRuntime, runtime_for
 from runinfra_gateway.settings import (
@@ -279,6 +280,8 @@ async def list_deployments(state: GatewayState) -> list[dict[str, Any]]:
 async def persist_deployment(state: GatewayState, runtime: DeploymentRuntime) -> None:
     """Record a deployment's definition and verification outcome (and tell webhooks when it changed)."""
     definition = dict(runtime.config.table)
+    if state.secret_box is not None:
+        definition = seal_definition(state.secret_box, definition)
 
     def write(session: Session) -> None:
         row = session.get(DeploymentRecord, runtime.id)

@@ -42,7 +42,7 @@ def test_ready_once_verified_and_secrets_printed_once(llama: LlamaServer, tmp_pa
         assert token.group(1) not in str(stored)
         registered = admin(gateway, "POST", "/deployments", {
             "id": "registered", "backend": "upstream", "base_url": llama.base_url,
-            "operations": ["chat.completions"]}, token=token.group(1))
+            "operations": ["chat.completions"], "api_key": "sk-upstream-at-rest-42"}, token=token.group(1))
         assert registered.json()["status"] == "active"
     finally:
         assert gateway.stop() == 0
@@ -53,6 +53,9 @@ def test_ready_once_verified_and_secrets_printed_once(llama: LlamaServer, tmp_pa
         assert admin(again, "GET", "/workspaces", token=token.group(1)).status == 200
         models = request(again.v1, "GET", "/models", key=workspace_key.group(1)).json()["data"]
         assert {m["id"] for m in models} == {"smollm2", "registered"}  # the admin-registered one survived
+        # The upstream key survived the restart sealed: the store never holds it in the clear.
+        for path in tmp_path.glob("runinfra.sqlite3*"):
+            assert b"sk-upstream-at-rest-42" not in path.read_bytes()
         logs = again.stderr() + gateway.stderr()
         for secret in (token.group(1), workspace_key.group(1), pipeline_key.group(1)):
             assert secret not in logs
