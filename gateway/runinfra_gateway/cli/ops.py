@@ -28,7 +28,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from runinfra_gateway.cli.admin_client import AdminError
+from runinfra import (
+    AuthenticationError,
+    PermissionDeniedError,
+    RunInfra,
+    RunInfraConnectionError,
+    RunInfraError,
+    RunInfraTimeoutError,
+)
+
+from runinfra_gateway.cli.admin_client import AdminClient, AdminError
 from runinfra_gateway.cli.commands import admin_client
 
 __all__ = ["EXIT_AUTH", "EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "register"]
@@ -93,9 +102,7 @@ def _api_key(args: argparse.Namespace) -> str:
     return key
 
 
-def _client(args: argparse.Namespace, *, timeout: float = 120.0) -> Any:
-    from runinfra import RunInfra, RunInfraError
-
+def _client(args: argparse.Namespace, *, timeout: float = 120.0) -> RunInfra:
     pipeline = (args.pipeline or os.environ.get("RUNINFRA_PIPELINE_ID") or "").strip() or None
     try:
         return RunInfra(
@@ -112,14 +119,6 @@ def _client(args: argparse.Namespace, *, timeout: float = 120.0) -> Any:
 @contextmanager
 def sdk_errors() -> Iterator[None]:
     """Translate SDK exceptions into one-line messages and exit codes."""
-    from runinfra import (
-        AuthenticationError,
-        PermissionDeniedError,
-        RunInfraConnectionError,
-        RunInfraError,
-        RunInfraTimeoutError,
-    )
-
     try:
         yield
     except AuthenticationError as exc:
@@ -230,10 +229,8 @@ def cmd_deployments_list(args: argparse.Namespace) -> int:
 
 
 def cmd_deployments_verify(args: argparse.Namespace) -> int:
-    from urllib.parse import quote
-
     with progress(f"verifying {args.deployment_id}"):
-        result = admin_call(args, "POST", f"/deployments/{quote(args.deployment_id, safe='')}/verify")
+        result = admin_call(args, "POST", f"/deployments/{AdminClient.quote(args.deployment_id)}/verify")
     if args.json:
         print_json(result)
     else:
@@ -393,8 +390,6 @@ def _get_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from runinfra import AuthenticationError, PermissionDeniedError, RunInfraError
-
     checks = _Checks(args.json)
     try:
         base = api_base_url(args.base_url)
