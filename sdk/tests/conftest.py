@@ -8,9 +8,7 @@ from typing import Iterator, Tuple
 
 import pytest
 from runinfra import RunInfra
-from sdk_servers import Proxy, ScriptedServer, make_certificate_authority
-
-API_KEY = "sk-test-Secret-0123456789abcdef"
+from sdk_servers import API_KEY, Proxy, ScriptedServer, make_certificate_authority
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,9 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 Handler = Callable[["Exchange"], None]
 
+# The key every test client uses; tests check it never leaks into errors, reprs or logs.
+API_KEY = "sk-test-Secret-0123456789abcdef"
+
 
 class Request:
     """One request the server received."""

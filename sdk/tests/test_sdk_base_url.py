@@ -5,11 +5,11 @@ from __future__ import annotations
 import string
 
 import pytest
-from conftest import API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runinfra import RunInfra, RunInfraError
 from runinfra._base_url import parse_base_url, percent_encode
+from sdk_servers import API_KEY
 
 
 @pytest.mark.parametrize(

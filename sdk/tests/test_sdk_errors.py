@@ -7,7 +7,6 @@ import traceback
 from email.utils import formatdate
 
 import pytest
-from conftest import API_KEY
 from runinfra import (
     AuthenticationError,
     BadRequestError,
@@ -24,7 +23,7 @@ from runinfra import (
     RunInfraError,
     RunInfraRedirectError,
 )
-from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, error_handler, json_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

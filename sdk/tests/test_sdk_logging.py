@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY
 from runinfra import RunInfra
-from sdk_servers import ScriptedServer, error_handler, json_handler
+from sdk_servers import API_KEY, ScriptedServer, error_handler, json_handler
 
 
 def test_request_and_retry_lines_are_logged_without_the_key(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import API_KEY
 from runinfra import AudioResponse, RunInfra, RunInfraError, __version__
-from sdk_servers import Exchange, ScriptedServer, json_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, json_handler
 
 CHAT = {
     "id": "chatcmpl-1",

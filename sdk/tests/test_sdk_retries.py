@@ -6,7 +6,6 @@ import time
 from email.utils import formatdate
 
 import pytest
-from conftest import API_KEY
 from runinfra import (
     AuthenticationError,
     ConflictError,
@@ -16,7 +15,7 @@ from runinfra import (
     RunInfraConnectionError,
 )
 from runinfra._retry import Retry, parse_retry_after
-from sdk_servers import Exchange, ScriptedServer, error_handler, json_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, error_handler, json_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 BUSY = error_handler(503, {"message": "busy", "type": "deployment_error"})

@@ -8,7 +8,6 @@ import time
 from typing import List, Optional, Tuple
 
 import pytest
-from conftest import API_KEY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from runinfra import (
@@ -20,7 +19,7 @@ from runinfra import (
     RunInfraTimeoutError,
 )
 from runinfra._streaming import iter_sse
-from sdk_servers import Exchange, ScriptedServer, sse_frames, sse_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, sse_frames, sse_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 CHUNKS = [{"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": str(i)}}]}

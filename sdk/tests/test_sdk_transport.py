@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Tuple
 
 import pytest
-from conftest import API_KEY
 from runinfra import RunInfra, RunInfraConnectionError, RunInfraError, RunInfraTimeoutError
 from runinfra._transport import HTTPTransport
-from sdk_servers import Exchange, Proxy, ScriptedServer, json_handler
+from sdk_servers import API_KEY, Exchange, Proxy, ScriptedServer, json_handler
 
 MODELS = json_handler({"object": "list", "data": []})
 

@@ -6,9 +6,8 @@ import math
 from typing import Any, Callable, Dict
 
 import pytest
-from conftest import API_KEY
 from runinfra import RunInfra, RunInfraError
-from sdk_servers import ScriptedServer
+from sdk_servers import API_KEY, ScriptedServer
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
