@@ -27,6 +27,7 @@ from runinfra_gateway import __version__
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.events import new_id
 from runinfra_gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from runinfra_gateway.webhooks.outbox import add_commit_listener, remove_commit_listener
 from runinfra_gateway.webhooks.retry import next_attempt_delay, parse_retry_after
 from runinfra_gateway.webhooks.secret_box import SecretBox, SecretBoxError
 from runinfra_gateway.webhooks.settings import WebhookSettings
@@ -243,6 +244,7 @@ class Dispatcher:
         self._results_ready = asyncio.Event()
         self._recorder: asyncio.Task[None] | None = None
         self._drained = False
+        self._on_commit: Callable[[], object] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._stopping = False
 
@@ -258,6 +260,9 @@ class Dispatcher:
         )
         # trust_env stays off: no proxy from the environment may carry a delivery elsewhere.
         self._http = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=False)
+        loop = asyncio.get_running_loop()
+        self._on_commit = lambda: loop.call_soon_threadsafe(self._wake.set)
+        add_commit_listener(self._on_commit)
         self._runner = asyncio.create_task(self._run(), name="runinfra-webhooks-dispatcher")
         self._recorder = asyncio.create_task(self._record_loop(), name="runinfra-webhooks-recorder")
 
@@ -268,6 +273,8 @@ class Dispatcher:
     async def close(self, grace_seconds: float | None = None) -> None:
         """Stop claiming; let attempts in flight finish (bounded by the timeout), then close."""
         self._stopping = True
+        if self._on_commit is not None:
+            remove_commit_listener(self._on_commit)
         self._wake.set()
         if self._runner is not None:
             await self._runner

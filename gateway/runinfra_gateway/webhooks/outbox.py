@@ -9,18 +9,54 @@ dispatcher picks the deliveries up from there.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from sqlalchemy import event as orm_events
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.webhooks.events import EVENT_TYPES, WILDCARD, event_body, new_id
 from runinfra_gateway.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 
-__all__ = ["enqueue_event", "record_event", "schedule_delivery", "subscribes"]
+__all__ = [
+    "add_commit_listener",
+    "enqueue_event",
+    "record_event",
+    "remove_commit_listener",
+    "schedule_delivery",
+    "subscribes",
+]
+
+
+# Called (on the database thread) after a transaction that enqueued deliveries commits,
+# so a dispatcher in this process sends them now rather than at its next poll.
+_commit_listeners: list[Callable[[], object]] = []
+
+
+def add_commit_listener(listener: Callable[[], object]) -> None:
+    _commit_listeners.append(listener)
+
+
+def remove_commit_listener(listener: Callable[[], object]) -> None:
+    with contextlib.suppress(ValueError):
+        _commit_listeners.remove(listener)
+
+
+def _committed(_session: Session) -> None:
+    for listener in list(_commit_listeners):
+        # The change is committed whatever happens here: a listener's failure (its loop
+        # already closed) must never reach the caller, whose work succeeded.
+        with contextlib.suppress(Exception):
+            listener()
+
+
+def _notify_on_commit(session: Session) -> None:
+    if not orm_events.contains(session, "after_commit", _committed):
+        orm_events.listen(session, "after_commit", _committed, once=True)
 
 
 def subscribes(endpoint: WebhookEndpoint, type: str) -> bool:
@@ -53,6 +89,8 @@ def enqueue_event(
         event = record_event(session, workspace_id=workspace, type=type, data=data)
         for endpoint in targets:
             schedule_delivery(session, event_id=event.id, endpoint_id=endpoint.id, origin="event")
+        if targets:
+            _notify_on_commit(session)
         event_ids.append(event.id)
     return event_ids
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from runinfra_gateway.store import Database
+from runinfra_gateway.webhooks.outbox import enqueue_event
 from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
@@ -356,5 +358,22 @@ def test_test_events_and_replays_do_not_wait_for_the_next_poll(
             await wait_until(lambda: len(receiver.received) == 2, timeout=5, what="the replay, woken")
         finally:
             await webhooks.close()
+
+    asyncio.run(scenario())
+
+
+def test_events_from_the_gateway_wake_the_dispatcher_on_commit(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    slow_poll = replace(FAST, poll_interval_seconds=60)
+
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        async with dispatching(db, box, slow_poll):
+            await asyncio.sleep(0.2)  # past the first (start-up) poll
+            await db.run(lambda session: enqueue_event(session, workspace_id=WORKSPACE, type="key.created", data={}))
+            await wait_until(lambda: len(receiver.received) == 1, timeout=5, what="the event, woken by its commit")
+        # With no dispatcher listening any more, enqueuing still just works.
+        enqueue(db, "key.created", {"key_id": "later"})
 
     asyncio.run(scenario())
