@@ -24,7 +24,7 @@ from pathlib import Path
 import aiohttp
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling run.py, for its nginx set-up
 import run as overhead
 from runinfra_gateway.backends._http_client import Endpoint, HttpClient
 
