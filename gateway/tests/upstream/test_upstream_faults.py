@@ -615,3 +615,61 @@ async def test_a_content_type_that_cannot_be_a_header_is_refused(content_type: s
     finally:
         await b.aclose()
     assert (caught.value.status, caught.value.type) == (400, "invalid_request_error")
+
+
+async def test_verify_probes_images_speech_and_embeddings(start_server: StartServer) -> None:
+    seen: dict[str, Any] = {}
+
+    async def embeddings(request: web.Request) -> web.StreamResponse:
+        seen["embeddings"] = await request.json()
+        return web.json_response({"data": [{"object": "embedding", "index": 0, "embedding": [0.5] * 8}]})
+
+    async def images(request: web.Request) -> web.StreamResponse:
+        seen["images"] = await request.json()
+        return web.json_response({"created": 1, "data": [{"b64_json": base64.b64encode(b"\x89PNG").decode()}]})
+
+    async def speech(request: web.Request) -> web.StreamResponse:
+        seen["speech"] = await request.json()
+        return web.Response(body=b"RIFF....WAVE", content_type="audio/wav")
+
+    url = await start_server({"POST /v1/embeddings": embeddings, "POST /v1/images/generations": images,
+                              "POST /v1/audio/speech": speech})
+    b = backend(url, model="engine-name", probe_voice="nova", probe_image_size="256x256")
+    try:
+        results = await b.verify(["embeddings", "images.generate", "audio.speech"])
+    finally:
+        await b.aclose()
+    assert [(r.operation, r.ok) for r in results] == [("embeddings", True), ("images.generate", True),
+                                                     ("audio.speech", True)]
+    assert results[0].details == {"dimensions": 8}
+    assert seen["images"]["size"] == "256x256"
+    assert seen["images"]["model"] == "engine-name"
+    assert seen["speech"]["voice"] == "nova"
+    assert results[2].details["content_type"] == "audio/wav"
+
+
+async def test_health_check_path_from_the_host_root(start_server: StartServer) -> None:
+    hits: list[str] = []
+
+    async def health(request: web.Request) -> web.StreamResponse:
+        hits.append(request.path)
+        return web.Response(status=503)
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return web.json_response({})
+
+    url = await start_server({"GET /health": health, "POST /v1/chat/completions": chat})
+    b = UpstreamBackend.from_config("dep", {"base_url": url, "health_check_path": "/health",
+                                            "health_check_interval_seconds": 0.05})
+    try:
+        with contextlib.suppress(GatewayError):
+            await b.chat(CHAT)  # starts the client and its health checks
+        for _ in range(100):
+            if b.replicas[0].last_error:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await b.aclose()
+    assert hits
+    assert set(hits) == {"/health"}
+    assert b.replicas[0].last_error == "health check answered 503"
