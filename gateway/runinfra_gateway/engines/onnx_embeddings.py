@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from .. import errors
 from . import _params
+from ._batching import MicroBatcher
 from ._onnx import cpu_session
 from ._options import EngineOptions
 from ._workers import WorkerPool
@@ -29,6 +30,10 @@ __all__ = ["EmbeddingsEngine"]
 
 _MAX_INPUTS = 2048
 _MAX_CHARS = 100_000
+
+
+#: One input's result: (unit vector, token count), or its token count alone when it is too long.
+_Encoded = tuple[npt.NDArray[np.float32], int] | int
 
 
 @dataclass
@@ -51,11 +56,14 @@ class EmbeddingsEngine:
         self.batch_size = options.integer("batch_size", 32)
         self.dimensions = options.integer("dimensions", 384)
         self._threads = options.threads()
-        self.pool: WorkerPool[_Encoder] = WorkerPool(
-            deployment_id,
-            self._load,
-            workers=options.integer("workers", 1),
-            queue_size=options.integer("queue_size", 16),
+        workers = options.integer("workers", 1)
+        self.pool: WorkerPool[_Encoder] = WorkerPool(deployment_id, self._load, workers=workers, queue_size=workers)
+        self.batcher: MicroBatcher[_Encoder, str, _Encoded] = MicroBatcher(
+            self.pool,
+            self.encode,
+            lanes=workers,
+            max_items=options.integer("max_batch_inputs", 256),
+            max_waiting=options.integer("queue_size", 64),
         )
 
     def _paths(self) -> tuple[Path, Path]:
@@ -79,7 +87,7 @@ class EmbeddingsEngine:
         session = cpu_session(model_path, self._threads)
         tokenizer = Tokenizer.from_file(str(tokenizer_path))
         tokenizer.no_truncation()
-        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a vocabulary token, not a secret
+        tokenizer.no_padding()
         names = tuple(i.name for i in session.get_inputs())
         width = session.get_outputs()[0].shape[-1]
         if isinstance(width, int) and width != self.dimensions:
@@ -96,7 +104,15 @@ class EmbeddingsEngine:
                 f"'dimensions' must be an integer from 1 to {self.dimensions} (this model's size).", param="dimensions"
             )
         encoding = _params.choice(body, "encoding_format", "float", ("float", "base64"))
-        vectors, tokens = await self.pool.run(lambda encoder: self.encode(encoder, texts))
+        encoded = await self.batcher.submit(texts)
+        tokens = 0
+        for index, item in enumerate(encoded):
+            if isinstance(item, int):
+                raise errors.invalid_request(
+                    f"input[{index}] is {item} tokens; this model reads at most {self.max_tokens}.", param="input"
+                )
+            tokens += item[1]
+        vectors = np.stack([item[0] for item in encoded if not isinstance(item, int)])
         if dimensions is not None and dimensions < vectors.shape[1]:
             vectors = _unit(vectors[:, :dimensions])
         data = [
@@ -110,28 +126,32 @@ class EmbeddingsEngine:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 
-    def encode(self, encoder: _Encoder, texts: list[str]) -> tuple[npt.NDArray[np.float32], int]:
-        """Unit-length embeddings for ``texts`` and the token count (runs on a worker)."""
-        out: list[npt.NDArray[np.float32]] = []
-        total = 0
-        for start in range(0, len(texts), self.batch_size):
-            batch = encoder.tokenizer.encode_batch(texts[start : start + self.batch_size])
-            for offset, item in enumerate(batch):
-                length = int(sum(item.attention_mask))
-                if length > self.max_tokens:
-                    raise errors.invalid_request(
-                        f"input[{start + offset}] is {length} tokens; this model reads at most {self.max_tokens}.",
-                        param="input",
-                    )
-                total += length
-            ids = np.array([item.ids for item in batch], dtype=np.int64)
-            mask = np.array([item.attention_mask for item in batch], dtype=np.int64)
+    def encode(self, encoder: _Encoder, texts: list[str]) -> list[_Encoded]:
+        """Per text: its unit-length embedding and token count, or (an int) its length when too long.
+
+        Runs on a worker, for the inputs of every request batched together.
+        """
+        encodings = encoder.tokenizer.encode_batch(texts)
+        lengths = [int(sum(e.attention_mask)) for e in encodings]
+        results: list[_Encoded] = list(lengths)
+        fits = [i for i, length in enumerate(lengths) if length <= self.max_tokens]
+        # Sorting by length keeps padding small when short and long inputs share a batch.
+        fits.sort(key=lambda i: lengths[i])
+        for start in range(0, len(fits), self.batch_size):
+            chosen = fits[start : start + self.batch_size]
+            width = max(lengths[i] for i in chosen)
+            ids = np.zeros((len(chosen), width), dtype=np.int64)
+            mask = np.zeros((len(chosen), width), dtype=np.int64)
+            for row, i in enumerate(chosen):
+                ids[row, : lengths[i]] = encodings[i].ids[: lengths[i]]
+                mask[row, : lengths[i]] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = encoder.session.run(None, {name: feeds[name] for name in encoder.input_names})[0]
             weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-            out.append(_unit(pooled.astype(np.float32)))
-        return np.concatenate(out), total
+            pooled = _unit(((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)).astype(np.float32))
+            for row, i in enumerate(chosen):
+                results[i] = (pooled[row], lengths[i])
+        return results
 
 
 def _inputs(value: Any) -> list[str]:

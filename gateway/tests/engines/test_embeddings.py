@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 from runinfra_gateway.backends.embedded import EmbeddedBackend
+from runinfra_gateway.errors import GatewayError
 
 from .conftest import Loop
 from .helpers import expect_error
@@ -72,3 +74,54 @@ def test_bad_inputs_are_400_naming_input(loop: Loop, embedder: EmbeddedBackend) 
         assert (error.status, error.param) == (400, "input"), bad if not isinstance(bad, list) else len(bad)
     # The engine still answers after the refusals.
     assert _vectors(loop.run(embedder.embeddings({"input": "still here"}))).shape == (1, 384)
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(
+    loop: Loop, embedder: EmbeddedBackend
+) -> None:
+    import asyncio
+
+    texts = [f"request {i} is about {'rivers' if i % 3 else 'taxes'}" for i in range(24)]
+    alone = [_vectors(loop.run(embedder.embeddings({"input": t})))[0] for t in texts[:3]]
+    batcher = embedder.engine.batcher
+    batches_before, requests_before = batcher.batches, batcher.requests
+
+    async def together() -> list[Any]:
+        bodies: list[dict[str, Any]] = [{"input": t} for t in texts]
+        bodies[5] = {"input": ["fine", "word " * 400]}  # one bad request among them
+        return await asyncio.gather(*(embedder.embeddings(b) for b in bodies), return_exceptions=True)
+
+    answers = loop.run(together())
+    assert isinstance(answers[5], GatewayError)
+    assert answers[5].param == "input"
+    assert "input[1]" in answers[5].message
+    good = [a for i, a in enumerate(answers) if i != 5]
+    assert all(isinstance(a, dict) and len(a["data"]) == 1 for a in good)
+    for i in range(3):
+        assert np.allclose(_vectors(answers[i])[0], alone[i], atol=1e-4)
+    assert answers[7]["usage"]["prompt_tokens"] == loop.run(embedder.embeddings({"input": texts[7]}))["usage"][
+        "prompt_tokens"
+    ]
+    batches = batcher.batches - batches_before
+    requests = batcher.requests - requests_before
+    assert requests == len(texts) + 1
+    assert batches < len(texts) // 2, (batches, requests)
+
+
+def test_too_many_waiting_requests_is_503(loop: Loop, engines: Any) -> None:
+    import asyncio
+
+    small = engines.get("minilm-small-queue", engine="onnx_embeddings", queue_size=2)
+
+    async def flood() -> list[Any]:
+        return await asyncio.gather(
+            *(small.embeddings({"input": ["a sentence to embed"] * 64}) for _ in range(12)), return_exceptions=True
+        )
+
+    answers = loop.run(flood())
+    refused = [a for a in answers if isinstance(a, GatewayError)]
+    served = [a for a in answers if isinstance(a, dict)]
+    assert refused
+    assert served
+    assert all(e.status == 503 and e.headers["retry-after"] == "1" for e in refused)
+    assert len(loop.run(small.embeddings({"input": "afterwards"}))["data"]) == 1
