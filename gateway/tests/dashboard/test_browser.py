@@ -66,7 +66,7 @@ def test_workspace_key_is_shown_once_works_in_the_sdk_and_dies_on_revoke(page: A
     assert "RUNINFRA_API_KEY" in card
     page.click("#new-key button[data-copy-target]")
     assert page.inner_text("#new-key button[data-copy-target]") == "Copied"
-    screenshot(page, "03-api-keys-new-secret")
+    screenshot(page, "02-api-keys-new-secret")
 
     # Reload: the secret is gone from the page for good.
     page.reload()
@@ -88,7 +88,7 @@ def test_workspace_key_is_shown_once_works_in_the_sdk_and_dies_on_revoke(page: A
 
     page.reload()
     assert "never" not in page.locator("tr", has_text="browser test key").inner_text()  # last used is filled in
-    screenshot(page, "04-api-keys-list")
+    screenshot(page, "03-api-keys-list")
 
     # ...until it is revoked from the page.
     page.once("dialog", lambda dialog: dialog.accept())
@@ -125,7 +125,7 @@ def test_deploy_view_lists_exactly_the_verified_operations_and_its_snippets_run(
     assert shown == verified == ["chat.completions", "responses"]
     sections = page.locator("section.snippet").evaluate_all("els => els.map(e => e.dataset.operation)")
     assert sections == verified
-    screenshot(page, "06-deploy-deployment")
+    screenshot(page, "05-deploy-deployment")
 
     for operation in verified:
         native = _snippet(page, operation, "native")
@@ -160,7 +160,7 @@ def test_pipeline_deploy_view_mints_a_pipeline_key_and_its_snippets_run(
 ) -> None:
     login(page, gateway)
     page.goto(f"{gateway.dashboard}/pipelines")
-    screenshot(page, "07-pipelines")
+    screenshot(page, "06-pipelines")
     page.locator("tr", has_text=PIPELINE).locator("a", has_text="Deploy").click()
 
     page.fill("#pkey-name", "pipeline app")
@@ -168,7 +168,7 @@ def test_pipeline_deploy_view_mints_a_pipeline_key_and_its_snippets_run(
     assert page.url.split("#")[0].endswith(f"/dashboard/pipelines/{PIPELINE}/deploy")
     key = page.inner_text("[data-testid=one-time-secret]").strip()
     assert "Pipeline scope" in page.inner_text("#new-key")
-    screenshot(page, "08-deploy-pipeline-new-key")
+    screenshot(page, "07-deploy-pipeline-new-key")
 
     pipeline = next(p for p in gateway.admin("GET", "/pipelines")["data"] if p["id"] == PIPELINE)
     stage_ops = [op for dep in pipeline["deployments"].values() for op in _verified(gateway, dep)]
@@ -215,11 +215,11 @@ def test_usage_and_credits_page_tops_up_and_lists_requests(page: Any, gateway: G
     assert page.locator("svg.chart").count() == 2
     logged = gateway.admin("GET", "/requests?workspace_id=default&limit=1000")["data"]
     assert page.inner_text("[data-testid=total-requests]") == str(len(logged))  # the SQL aggregate agrees
-    screenshot(page, "09-usage-and-credits")
+    screenshot(page, "08-usage-and-credits")
 
     page.goto(f"{gateway.dashboard}/deployments")
     assert page.locator('[data-deployment="smollm2"] svg.spark:not(.spark-empty)').count() == 2
-    screenshot(page, "05-deployments")
+    screenshot(page, "04-deployments")
 
 
 def test_pages_are_legible_on_a_phone(browser: Any, gateway: Gateway) -> None:
@@ -297,6 +297,6 @@ def test_webhook_endpoint_secret_once_and_a_signed_test_delivery(page: Any, gate
             time.sleep(0.5)
         assert "delivered" in states
         assert secret not in page.content()
-        screenshot(page, "12-webhooks")
+        screenshot(page, "09-webhooks")
     finally:
         server.shutdown()
