@@ -146,6 +146,47 @@ async def _direct_stream(backend: EmbeddedBackend) -> list[float]:
     return arrivals
 
 
+def _throughput(loop: Loop, embedder: EmbeddedBackend, gateway: GatewayProcess | None, http_client: Http | None,
+                rounds: int) -> None:
+    """Requests per second for many small concurrent embedding requests (the micro-batcher's case)."""
+    concurrency, total = 16, 128
+    texts = [f"a short sentence number {i} to embed" for i in range(total)]
+
+    async def direct_all() -> None:
+        limit = asyncio.Semaphore(concurrency)
+
+        async def one(text: str) -> None:
+            async with limit:
+                await embedder.embeddings({"input": text})
+
+        await asyncio.gather(*(one(t) for t in texts))
+
+    def gateway_all() -> None:
+        assert gateway is not None
+        assert http_client is not None
+        from concurrent.futures import ThreadPoolExecutor
+
+        clients = [Http(gateway.base_url, http_client.key) for _ in range(concurrency)]
+
+        def worker(index: int) -> None:
+            for text in texts[index::concurrency]:
+                body = json.dumps({"model": "bench-embed", "input": text}).encode()
+                status, payload = clients[index].post("/v1/embeddings", body)
+                assert status == 200, payload[:200]
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(worker, range(concurrency)))
+
+    direct_rates, gateway_rates = [], []
+    for _ in range(max(1, rounds // 2)):
+        direct_rates.append(total / (_timed(lambda: loop.run(direct_all())) / 1000.0))
+        if http_client is not None:
+            gateway_rates.append(total / (_timed(gateway_all) / 1000.0))
+    print(f"\nembeddings throughput, {total} one-sentence requests, {concurrency} in flight: "
+          f"direct {max(direct_rates):.0f} req/s, gateway {max(gateway_rates) if gateway_rates else float('nan'):.0f} "
+          f"req/s (best of {len(direct_rates)}; the gateway client is {concurrency} Python threads)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7)
@@ -257,6 +298,9 @@ def main() -> int:
                 added = g - d
                 name = label if kind == "med" else ""
                 print(f"{name:<30}{kind:>4}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+
+        if "embeddings" in wanted:
+            _throughput(loop, direct["embeddings"], gateway, http_client, args.rounds)
 
         if "stream" in wanted:
             d_ttft, g_ttft, d_gaps, g_gaps, d_counts, g_counts = [], [], [], [], [], []
