@@ -149,8 +149,8 @@ class RawReceiver:
                 connection, _ = self._socket.accept()
             except OSError:
                 return
-            threading.Thread(target=self._answer, args=(connection, len(self.requests)), daemon=True).start()
-            self.requests.append(b"")
+            self.requests.append(b"")  # the slot exists before its thread writes to it
+            threading.Thread(target=self._answer, args=(connection, len(self.requests) - 1), daemon=True).start()
 
     def _answer(self, connection: socket.socket, index: int) -> None:
         with connection:
