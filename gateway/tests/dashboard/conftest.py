@@ -101,10 +101,12 @@ def suite_deployments(upstream: str) -> dict[str, Any]:
 
 
 @contextmanager
-def serve_gateway(workdir: Path, *, deployments: dict[str, Any] | None = None) -> Iterator[Gateway]:
+def serve_gateway(
+    workdir: Path, *, deployments: dict[str, Any] | None = None, server: dict[str, Any] | None = None
+) -> Iterator[Gateway]:
     """``runinfra serve --config … --port 0`` (the core's test harness); yields once verification finished."""
     config = {
-        "server": {"access_log": True},
+        "server": {"access_log": True, **(server or {})},
         # The webhook receiver of the tests listens on loopback, which the URL policy refuses unless allowed.
         "webhooks": {"allowed_hosts": ["127.0.0.1"]},
         "workspaces": WORKSPACES,

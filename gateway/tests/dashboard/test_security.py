@@ -268,3 +268,15 @@ def test_oversized_form_bodies_are_refused_before_they_are_buffered(
         connection.close()
     assert _key_count(gateway) == keys
     assert browser_session.get("/deployments").status == 200
+
+
+def test_snippets_use_the_configured_public_base_url(llama_upstream: str, tmp_path: Path) -> None:
+    only_llm = {"deployments": [{"id": "smollm2", "backend": "upstream", "base_url": llama_upstream,
+                                 "model": "smollm2", "operations": ["chat.completions"]}]}
+    with serve_gateway(tmp_path, deployments=only_llm, server={"public_base_url": "https://gw.example.com"}) as gw:
+        session = DashboardSession(gw.dashboard)
+        session.login(gw.admin_token)
+        page = session.get("/deploy/smollm2").body
+        assert 'base_url=&#34;https://gw.example.com/v1&#34;' in page
+        assert "https://gw.example.com/v1/chat/completions" in page
+        assert gw.origin not in page
