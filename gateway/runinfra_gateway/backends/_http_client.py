@@ -348,7 +348,12 @@ class HttpClient:
         if body is not None:
             head += b"Content-Length: %d\r\n" % len(body)
         request = head + b"\r\n" + (body or b"")
-        await self._slots.acquire()
+        if self._slots.locked() and deadline is not None:
+            # Every connection is busy: wait for one, but not past the caller's deadline.
+            async with asyncio.timeout_at(deadline):
+                await self._slots.acquire()
+        else:
+            await self._slots.acquire()
         # The slot is held until the caller releases or closes the response (or the request fails here).
         on_done = self._slots.release
         try:

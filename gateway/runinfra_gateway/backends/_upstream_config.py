@@ -32,7 +32,7 @@ class UpstreamConfig:
     health_check_interval_seconds: float = 10.0
     #: Relative to the base URL (``models`` → ``…/v1/models``), or absolute from the host root (``/health``).
     health_check_path: str = "models"
-    max_connections: int = 256
+    max_connections: int = 1024
     #: The largest non-streaming answer accepted (images as base64 can be large); more is a deployment error.
     max_response_bytes: int = 64 * 1024 * 1024
     #: A PEM bundle of the CAs that sign the engine's certificate (a private CA); default: the system's.
@@ -57,7 +57,7 @@ class UpstreamConfig:
         policy = _optional_str(table, "load_balancing", where) or "least_in_flight"
         if policy not in POLICIES:
             raise ValueError(f"{where}: 'load_balancing' must be one of {', '.join(POLICIES)}")
-        max_connections = table.get("max_connections", 256)
+        max_connections = table.get("max_connections", 1024)
         if isinstance(max_connections, bool) or not isinstance(max_connections, int) or max_connections < 1:
             raise ValueError(f"{where}: 'max_connections' must be a positive integer")
         max_response_bytes = table.get("max_response_bytes", 64 * 1024 * 1024)

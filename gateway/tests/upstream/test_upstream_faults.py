@@ -673,3 +673,29 @@ async def test_health_check_path_from_the_host_root(start_server: StartServer) -
     assert hits
     assert set(hits) == {"/health"}
     assert b.replicas[0].last_error == "health check answered 503"
+
+
+async def test_requests_beyond_max_connections_wait_then_time_out(start_server: StartServer) -> None:
+    release = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        body = orjson.dumps(COMPLETION)
+        response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(body))})
+        await response.prepare(request)  # the head goes out at once; the body waits
+        await release.wait()
+        await response.write(body)
+        return response
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}), max_connections=1,
+                first_byte_timeout_seconds=0.3, timeout_seconds=5)
+    try:
+        first = asyncio.create_task(b.chat(CHAT))
+        await asyncio.sleep(0.05)
+        with pytest.raises(GatewayError) as caught:  # no connection frees up within its first-byte timeout
+            await b.chat(CHAT)
+        release.set()
+        assert (await first)["id"] == "chatcmpl-1"
+        assert (await b.chat(CHAT))["id"] == "chatcmpl-1"  # the slot came back
+    finally:
+        await b.aclose()
+    assert caught.value.status == 504
