@@ -106,6 +106,7 @@ if TYPE_CHECKING:
         Transport,
         VoicePipelineResponse,
     )
+del TYPE_CHECKING  # not part of the public namespace
 
 
 def __getattr__(name: str) -> object:

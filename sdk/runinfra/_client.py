@@ -306,6 +306,7 @@ class RunInfra:
 
     def __init__(
         self,
+        *,
         api_key: Optional[str] = None,
         pipeline_id: Optional[str] = None,
         base_url: Optional[str] = None,

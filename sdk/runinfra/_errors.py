@@ -59,20 +59,26 @@ class RunInfraError(Exception):
         code: Optional[str] = None,
         param: Optional[str] = None,
         body: Optional[Any] = None,
+        retry_after_seconds: Optional[float] = None,
+        status: Optional[int] = None,
+        error_type: Optional[str] = None,
     ) -> None:
+        # ``status`` and ``error_type`` are the runinfra 0.2.0 spellings, kept for code that
+        # builds these errors itself (fake transports in tests, wrappers).
         super().__init__(message)
         self.message = message
-        self.type: str = type or self.default_type
-        self.status_code = status_code
+        self.type: str = type or error_type or self.default_type
+        self.status_code = status_code if status_code is not None else (status or None)
         self.request_id = request_id
         self.code = code
         self.param = param
         self.body = body
+        self.retry_after_seconds = retry_after_seconds
 
     @property
-    def status(self) -> Optional[int]:
-        """The HTTP status, when the gateway answered (alias of ``status_code``)."""
-        return self.status_code
+    def status(self) -> int:
+        """The HTTP status, or 0 when the gateway never answered (as in runinfra 0.2.0)."""
+        return self.status_code or 0
 
     def __str__(self) -> str:
         if self.request_id:
@@ -81,7 +87,7 @@ class RunInfraError(Exception):
 
     def __repr__(self) -> str:
         fields = [f"message={self.message!r}", f"type={self.type!r}"]
-        for name in ("status_code", "request_id", "code", "param"):
+        for name in ("status_code", "request_id", "code", "param", "retry_after_seconds"):
             value = getattr(self, name)
             if value is not None:
                 fields.append(f"{name}={value!r}")
@@ -169,19 +175,11 @@ class RateLimitError(RunInfraAPIError):
 
     default_type = "rate_limit_error"
 
-    def __init__(self, message: str, *, retry_after_seconds: Optional[float] = None, **fields: Any) -> None:
-        super().__init__(message, **fields)
-        self.retry_after_seconds = retry_after_seconds
-
 
 class DeploymentError(RunInfraAPIError):
     """5xx: the deployment is busy, failed or timed out; ``retry_after_seconds`` when a busy one said."""
 
     default_type = "deployment_error"
-
-    def __init__(self, message: str, *, retry_after_seconds: Optional[float] = None, **fields: Any) -> None:
-        super().__init__(message, **fields)
-        self.retry_after_seconds = retry_after_seconds
 
 
 class UnsupportedOperationError(RunInfraAPIError):

@@ -29,7 +29,7 @@ __all__ = [
     "resolve_request_options",
 ]
 
-DEFAULT_TIMEOUT_SECONDS = 60.0
+DEFAULT_TIMEOUT_SECONDS = 120.0  # runinfra 0.2.0's default
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BASE_SECONDS = 0.25
 

@@ -639,7 +639,7 @@ class VoicePipeline:
     def create(
         self,
         *,
-        audio: Union[bytes, bytearray],
+        audio: Union[bytes, bytearray, memoryview],
         mime_type: str = "audio/wav",
         request_options: Optional[RequestOptions] = None,
     ) -> VoicePipelineResponse:
@@ -649,7 +649,7 @@ class VoicePipeline:
                 "voice.pipeline.create needs a pipeline: pass pipeline_id, or a pipeline-scoped base_url",
                 param="pipeline_id",
             )
-        content = check_bytes(audio, "audio")
+        content = check_bytes(bytes(audio) if isinstance(audio, memoryview) else audio, "audio")
         media_type = check_content_type(mime_type, "mime_type")
         if not media_type.lower().startswith("audio/"):
             raise invalid_options("mime_type must be an audio/* media type", param="mime_type")

@@ -114,8 +114,9 @@ def verify_webhook_signature(
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
     *,
     now: Optional[float] = None,
-) -> None:
-    """Raise ``WebhookVerificationError`` unless a ``v1`` signature matches and the timestamp is fresh.
+) -> bool:
+    """Return True, or raise ``WebhookVerificationError`` unless a ``v1`` signature matches and the
+    timestamp is fresh.
 
     ``now`` (Unix seconds) defaults to the current time; pass it to verify a stored
     delivery. A timestamp further than ``tolerance_seconds`` from ``now`` in either
@@ -139,6 +140,7 @@ def verify_webhook_signature(
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance_seconds:
         raise WebhookVerificationError("the RunInfra-Signature timestamp is outside the tolerance")
+    return True
 
 
 def construct_webhook_event(
@@ -175,8 +177,8 @@ class Webhooks:
         tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
         *,
         now: Optional[float] = None,
-    ) -> None:
-        verify_webhook_signature(payload, signature_header, secret, tolerance_seconds, now=now)
+    ) -> bool:
+        return verify_webhook_signature(payload, signature_header, secret, tolerance_seconds, now=now)
 
     def construct_event(
         self,

@@ -183,6 +183,16 @@ def test_key_from_environment(monkeypatch: pytest.MonkeyPatch, server: ScriptedS
     assert server.requests[0].headers["authorization"] == f"Bearer {API_KEY}"
 
 
+def test_errors_accept_the_0_2_0_constructor_spellings() -> None:
+    error = RateLimitError("slow", status=429, error_type="rate_limit_error", retry_after_seconds=1.0)
+    assert (error.status, error.status_code, error.type) == (429, 429, "rate_limit_error")
+    assert error.retry_after_seconds == 1.0
+    local = RunInfraError("bad option", error_type="invalid_request_options")
+    assert (local.status, local.status_code, local.type) == (0, None, "invalid_request_options")
+    with pytest.raises(TypeError):
+        RunInfra(API_KEY)  # type: ignore[misc]  # keyword-only, as in 0.2.0
+
+
 def test_errors_pickle_with_their_fields() -> None:
     error = RateLimitError("slow", type="rate_limit_error", status_code=429, request_id="r", retry_after_seconds=2.0)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes

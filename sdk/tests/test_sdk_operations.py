@@ -137,7 +137,9 @@ def test_voice_pipeline_posts_raw_audio_to_pipeline_route(server: ScriptedServer
     with RunInfra(api_key=API_KEY, base_url=server.url, pipeline_id="  pipe 1 ") as client:
         assert client.base_url == server.url + "/pipe%201"
         result = client.voice.pipeline.create(audio=b"RIFF", mime_type="audio/wav")
+        client.voice.pipeline.create(audio=memoryview(b"RIFF2"))
     assert result["transcript"] == "hi"
+    assert server.requests[1].body == b"RIFF2"
     assert server.requests[0].headers["content-type"] == "audio/wav"
     assert server.requests[0].body == b"RIFF"
 
@@ -184,7 +186,7 @@ def test_custom_transport_seam() -> None:
     assert seen[0].url == "http://localhost:1/v1/chat/completions"
     assert seen[0].method == "POST"
     assert seen[0].stream is False
-    assert seen[0].timeout_seconds == 60.0
+    assert seen[0].timeout_seconds == 120.0  # runinfra 0.2.0's default
     assert API_KEY not in repr(seen[0])
     assert RunInfraResponse(200, {}, b'{"a": 1}').json() == {"a": 1}
 

@@ -50,7 +50,8 @@ def test_client_namespace_and_bad_secrets() -> None:
     client = RunInfra(api_key="sk-x")
     body = '{"id": "e"}'
     header = build_signature_header(body, "s1", extra_secrets=("s2",))
-    client.webhooks.verify_signature(body, header, "s2")
+    assert client.webhooks.verify_signature(body, header, "s2") is True
+    assert verify_webhook_signature(payload=body, signature_header=header, secret="s1") is True
     assert client.webhooks.construct_event(body, header, "s1") == {"id": "e"}
     for secret in ("", "   ", None):
         with pytest.raises(WebhookVerificationError):

@@ -60,7 +60,8 @@ def usage(client: RunInfra, flag: bool) -> None:
 
     event = construct_webhook_event(payload=b"{}", signature_header="t=1,v1=x", secret="s")
     assert_type(event, Dict[str, Any])
-    verify_webhook_signature(b"{}", "t=1,v1=x", "s")
+    verified: bool = verify_webhook_signature(b"{}", "t=1,v1=x", "s")
+    assert verified
     try:
         client.models.list()
     except RateLimitError as error:
