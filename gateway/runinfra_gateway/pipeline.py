@@ -10,6 +10,7 @@ is the usage of each stage, which the request path prices stage by stage.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
 import secrets
@@ -19,6 +20,7 @@ from typing import Any
 
 from . import errors
 from .backends.base import Backend, TranscriptionInput
+from .engines.audio_codecs import decode_audio
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "StageUsage", "run_voice_pipeline"]
 
@@ -65,6 +67,12 @@ def _multipart(fields: Mapping[str, str], filename: str, content_type: str, data
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
+def _upload(model: str, response_format: str, filename: str, mime: str, audio: bytes) -> TranscriptionInput:
+    fields = {"model": model, "response_format": response_format}
+    raw_body, raw_type = _multipart(fields, filename, mime, audio)
+    return TranscriptionInput(audio, filename, mime, fields, raw_body, raw_type)
+
+
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000.0, 2)
 
@@ -94,17 +102,25 @@ async def run_voice_pipeline(
     started = time.perf_counter()
 
     # 1. speech -> text
-    fields = {"model": stt_model, "response_format": "verbose_json"}
     filename = f"speech.{_EXTENSIONS.get(mime, 'bin')}"
-    raw_body, raw_type = _multipart(fields, filename, mime, audio)
-    upload = TranscriptionInput(audio, filename, mime, fields, raw_body, raw_type)
     stage = time.perf_counter()
-    heard = await stt.transcribe(upload)
+    try:
+        # verbose_json carries the duration, which the speech-to-text stage is priced by.
+        heard = await stt.transcribe(_upload(stt_model, "verbose_json", filename, mime, audio))
+    except errors.GatewayError as exc:
+        if exc.param != "response_format":
+            raise
+        heard = await stt.transcribe(_upload(stt_model, "json", filename, mime, audio))
     stt_ms = _ms(stage)
     transcript = str(heard.get("text") or "").strip()
     if not transcript:
         raise errors.invalid_request("No speech was recognised in the audio.", param="file")
-    audio_in = float(heard.get("duration") or 0.0)
+    duration = heard.get("duration")
+    if isinstance(duration, int | float) and duration > 0:
+        audio_in = float(duration)
+    else:  # an engine that does not say: measure it
+        decoded = await asyncio.to_thread(decode_audio, audio, max_seconds=24 * 3600)
+        audio_in = decoded.seconds
 
     # 2. text -> answer
     stage = time.perf_counter()

@@ -274,7 +274,7 @@ class DigitsDiffusionEngine:
         pngs = await self.pool.run(lambda model: self.draw(model, digit, count, width, height, seed))
         return {
             "created": int(time.time()),
-            "data": [{"b64_json": base64.b64encode(png).decode("ascii"), "revised_prompt": None} for png in pngs],
+            "data": [{"b64_json": base64.b64encode(png).decode("ascii")} for png in pngs],
         }
 
     def draw(self, model: DigitsModel, digit: int, count: int, width: int, height: int, seed: int) -> list[bytes]:
