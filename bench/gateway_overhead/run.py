@@ -15,7 +15,9 @@ interleave the targets so a noisy neighbour hurts them all alike.
 Our gateway runs as ``runinfra serve --config <toml>`` with everything on: key
 auth and scopes, rate limits (set high enough never to refuse), credit holds and
 settlement, the idempotency store, JSON access logs, Prometheus metrics; the
-workspace and key are made through the admin API. LiteLLM (``litellm[proxy]``)
+workspace and key are made through the admin API. The ``gw+idem`` row is the
+same gateway with a fresh ``Idempotency-Key`` on every non-stream request, so
+each answer is stored before it is sent. LiteLLM (``litellm[proxy]``)
 is installed into its own venv (``.venv-bench``) with ``uv`` on first use; with
 no database and ``LITELLM_LOCAL_MODEL_COST_MAP=True``.
 """
@@ -38,7 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +213,9 @@ class Target:
     auth: str = ""
     pid: int | None = None
     note: str = ""
+    #: The wrk script for its non-stream runs, and whether it is measured with streams too.
+    lua: str = "post.lua"
+    streams: bool = True
     results: dict[tuple[str, int], list[dict[str, float]]] = field(default_factory=dict)
 
 
@@ -389,7 +394,7 @@ def run_wrk(target: Target, concurrency: int, seconds: float, workdir: Path) -> 
     before = process_tree_ticks(target.pid) if target.pid else 0
     output = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{concurrency}", f"-d{seconds:g}s", "--latency",
-         "-s", str(HERE / "post.lua"), target.json_url],
+         "-s", str(HERE / target.lua), target.json_url],
         capture_output=True, text=True, env=env, check=True,
     ).stdout
     after = process_tree_ticks(target.pid) if target.pid else 0
@@ -531,6 +536,8 @@ def main() -> int:
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated (default 1,16,64)")
     parser.add_argument("--targets", default="direct,relay,gateway,litellm", help="which targets to measure")
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM")
+    parser.add_argument("--no-idempotency", action="store_true",
+                        help="skip the gw+idem row (the gateway with a fresh Idempotency-Key on every request)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory with all logs")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="after setting up, print the targets and wait this many seconds (for profiling)")
@@ -569,7 +576,12 @@ def main() -> int:
                                       pid=relay.pid))
             if "gateway" in wanted:
                 try:
-                    targets.append(start_gateway(procs, workdir, upstream))
+                    gateway = start_gateway(procs, workdir, upstream)
+                    targets.append(gateway)
+                    if not args.no_idempotency:
+                        # The same process, every request with a fresh Idempotency-Key (stored before it answers).
+                        targets.append(replace(gateway, name="gw+idem", lua="post_idempotent.lua", streams=False,
+                                               results={}))
                 except (RuntimeError, OSError) as exc:
                     notes.append(f"our gateway could not be started: {exc}")
             if "litellm" in wanted:
@@ -598,7 +610,9 @@ def main() -> int:
                 for c in concurrencies:
                     for target in targets:
                         target.results.setdefault(("json", c), []).append(run_wrk(target, c, args.seconds, workdir))
-                        target.results.setdefault(("sse", c), []).append(run_streams(target, c, args.seconds, workdir))
+                        if target.streams:
+                            target.results.setdefault(("sse", c), []).append(
+                                run_streams(target, c, args.seconds, workdir))
                         done += 1
                         print(f"\r  measured {done}/{total}", end="", file=sys.stderr, flush=True)
             print(file=sys.stderr)
