@@ -112,6 +112,24 @@ def test_admin_api_refuses_api_keys_and_bad_bodies(gateway: GatewayProcess) -> N
                   headers={"Content-Type": "application/json"}, key=ADMIN_TOKEN)
     assert bad.status == 400
     assert bad.error["code"] == "invalid_json"
+    huge = request(gateway.base_url + "/admin/v1", "POST", "/workspaces", body=b'{"name": "' + b"x" * 2_000_000 + b'"}',
+                   headers={"Content-Type": "application/json"}, key=ADMIN_TOKEN)
+    assert huge.status == 413
+    form = request(gateway.base_url + "/admin/v1", "POST", "/workspaces", body=b"name=x",
+                   headers={"Content-Type": "application/x-www-form-urlencoded"}, key=ADMIN_TOKEN)
+    assert form.status == 400
+    assert form.error["code"] == "unsupported_media_type"
+    nan = request(gateway.base_url + "/admin/v1", "POST", "/workspaces/ws_x/credits", body=b'{"cents": NaN}',
+                  headers={"Content-Type": "application/json"}, key=ADMIN_TOKEN)
+    assert nan.status == 400
+    assert nan.error["code"] == "invalid_json"
+    for bad_cents in ("lots", True, None):
+        refused = admin(gateway, "POST", f"/workspaces/{tenant.workspace_id}/credits", {"cents": bad_cents})
+        assert refused.status == 400
+        assert refused.error["param"] == "cents"
+    long_name = admin(gateway, "POST", "/workspaces", {"name": "n" * 201})
+    assert long_name.status == 400
+    assert long_name.error["param"] == "name"
     unknown = admin(gateway, "POST", "/workspaces", {"name": "x", "colour": "red"})
     assert unknown.status == 400
     assert unknown.error["param"] == "colour"
