@@ -13,7 +13,9 @@ saved in the data dir and reused. It draws the digits 0-9 named in the prompt
 from __future__ import annotations
 
 import base64
+import logging
 import math
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -245,16 +247,26 @@ class DigitsDiffusionEngine:
     def _load(self) -> DigitsModel:
         path = self.weights_path()
         if path.exists():
-            with np.load(path) as stored:
-                return DigitsModel({key: stored[key] for key in stored.files})
+            try:
+                with np.load(path, allow_pickle=False) as stored:
+                    loaded = DigitsModel({key: stored[key] for key in stored.files})
+                expected = DigitsModel.initial(np.random.default_rng(0)).params
+                if {k: v.shape for k, v in loaded.params.items()} == {k: v.shape for k, v in expected.items()}:
+                    return loaded
+                logging.getLogger(__name__).warning("%s does not hold this model's weights; training anew", path)
+            except (OSError, ValueError, KeyError) as exc:
+                logging.getLogger(__name__).warning("could not read %s (%s); training anew", path, exc)
         started = time.monotonic()
         with _one_blas_thread():
             model = train(steps=self._train_steps)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        arrays: dict[str, Any] = dict(model.params)
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
+            arrays: dict[str, Any] = dict(model.params)
+            np.savez(tmp, **arrays)
+            tmp.replace(path)
+        except OSError as exc:  # serve from memory; the next start trains again
+            logging.getLogger(__name__).warning("could not save the digits model to %s: %s", path, exc)
         _log_training(path, time.monotonic() - started)
         return model
 
@@ -286,8 +298,6 @@ class DigitsDiffusionEngine:
 
 
 def _log_training(path: Path, seconds: float) -> None:
-    import logging
-
     logging.getLogger(__name__).info("trained the digits diffusion model in %.1f s; saved to %s", seconds, path)
 
 

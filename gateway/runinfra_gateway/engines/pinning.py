@@ -14,11 +14,13 @@ pinned here; a config may pin them with ``sha256``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import importlib.util
 import json
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,7 +118,14 @@ def data_dir(configured: str | os.PathLike[str] | None = None) -> Path:
     """The gateway's data dir: the config's, else ``RUNINFRA_DATA_DIR``, else ``~/.cache/runinfra``."""
     chosen = configured or os.environ.get("RUNINFRA_DATA_DIR") or Path.home() / ".cache" / "runinfra"
     path = Path(chosen).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        if configured:
+            raise
+        # No writable home (a service account): caches go to the temp dir rather than stopping every engine.
+        path = Path(tempfile.gettempdir()) / f"runinfra-{os.getuid() if hasattr(os, 'getuid') else 'cache'}"
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -174,7 +183,7 @@ def check_file(path: Path, sha256: str, *, cache_dir: Path | None = None) -> Non
         raise WeightsMismatch(
             f"Weights file {path} has sha256 {actual}, expected the pinned {sha256}; refusing to load it."
         )
-    with _cache_lock:
+    with _cache_lock, contextlib.suppress(OSError):  # a cache that cannot be written only costs a re-hash
         cache = _read_cache(cache_file)
         cache[str(path)] = stamp
         cache_file.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 import numpy as np
 import pytest
@@ -108,3 +109,19 @@ def test_png_codec_round_trips_and_rejects_damage() -> None:
         decode_png(bytes(damaged))
     with pytest.raises(ValueError, match="signature"):
         decode_png(b"GIF89a")
+
+
+def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: Any) -> None:
+    from runinfra_gateway.backends.embedded import create_embedded_backend
+
+    weights = tmp_path / "digits.npz"
+    weights.write_bytes(b"not an npz file")
+    backend = create_embedded_backend(
+        "digits-damaged", {"engine": "digits_diffusion", "weights_path": str(weights), "train_steps": 50}
+    )
+    try:
+        results = loop.run(backend.verify(["images.generate"]))
+    finally:
+        loop.run(backend.aclose())
+    assert [r.ok for r in results] == [True]
+    assert weights.read_bytes().startswith(b"PK")  # a fresh .npz (zip) replaced the damaged file
