@@ -23,9 +23,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 StartServer = Callable[[dict[str, Handler]], Awaitable[str]]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+@pytest.fixture(params=[
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),  # what `runinfra serve` runs on
+    pytest.param(("asyncio", {"use_uvloop": False}), id="asyncio"),
+])
+def anyio_backend(request: pytest.FixtureRequest) -> tuple[str, dict[str, bool]]:
+    """Every async test runs on uvloop (the gateway's loop) and on the standard asyncio loop."""
+    backend: tuple[str, dict[str, bool]] = request.param
+    return backend
 
 
 def _free_port() -> int:

@@ -13,6 +13,12 @@ from runinfra_gateway.shaping import ChatStreamShaper, ResponsesStreamAdapter, c
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, bool]]:
+    """The real engine is slow: these run once, on uvloop, the loop `runinfra serve` uses."""
+    return ("asyncio", {"use_uvloop": True})
+
 HELLO = {"model": "smollm2", "messages": [{"role": "user", "content": "Say hello."}], "max_tokens": 8,
          "temperature": 0}
 
