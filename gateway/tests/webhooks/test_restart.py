@@ -96,3 +96,17 @@ def test_kill_9_mid_dispatch_loses_nothing(
     assert "webhook.attempt" in text
     assert "outcome=delivered" in text
     assert endpoint.secret not in text
+
+
+def test_sigterm_lets_attempts_in_flight_finish_and_records_them(
+    db: Database, service: WebhookService, receiver: Receiver, tmp_path: Path
+) -> None:
+    asyncio.run(service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/slow/0.5")))
+    for n in range(3):
+        enqueue(db, "key.created", {"key_id": f"key_{n}"})
+    with worker(db, tmp_path / "data", tmp_path / "worker.log") as process:
+        wait_until_sync(lambda: receiver.in_flight == 3, 20, what="three requests in flight")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert delivery_states(db) == ["delivered"] * 3  # recorded before exit: nothing will be sent twice
+    assert len(receiver.received) == 3
