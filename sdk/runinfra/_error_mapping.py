@@ -79,7 +79,7 @@ def _text_or_none(value: Any) -> Optional[str]:
 def _number_or_none(value: Any) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return value
+    return float(value)
 
 
 def parse_retry_after_header(value: Optional[str]) -> Optional[float]:
