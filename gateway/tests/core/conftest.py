@@ -133,11 +133,14 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
 
 class ObservingUpstream:
     """A real local engine that behaves on cue: it streams a chunk every 50 ms until the client leaves, makes a
-    non-stream call wait 30 s (or answers at once when the prompt starts with "fast"), and records when each
-    call's connection closed. A real engine cannot be asked when it noticed a disconnect."""
+    non-stream call wait until :meth:`release` (or answers at once when the prompt starts with "fast"), and
+    records which calls started and when each call's connection closed. A real engine
+    cannot be asked when it noticed a disconnect, nor told to stay busy for exactly as long as a test needs."""
 
     def __init__(self) -> None:
         self.closed: dict[str, float] = {}
+        self.started: set[str] = set()
+        self._released: asyncio.Event | None = None
         self.chunks_sent: dict[str, int] = {}
         self.loop = asyncio.new_event_loop()
         self.base_url = ""
@@ -154,7 +157,16 @@ class ObservingUpstream:
                 "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
             })
         tag = content
-        if content.startswith("fast"):
+        self.started.add(tag)
+        if self._released is None:
+            self._released = asyncio.Event()
+        if not body.get("stream") and not content.startswith("fast") and not self._released.is_set():
+            try:
+                await asyncio.wait_for(self._released.wait(), 30)
+            finally:
+                if not self._released.is_set():
+                    self.closed[tag] = time.monotonic()  # cancelled: the gateway dropped the call
+        if not body.get("stream"):
             return web.json_response({
                 "id": "fast", "object": "chat.completion", "created": 1, "model": "slow",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "x" * 200},
@@ -162,9 +174,6 @@ class ObservingUpstream:
                 "usage": {"prompt_tokens": 3, "completion_tokens": 50, "total_tokens": 53},
             })
         try:
-            if not body.get("stream"):
-                await asyncio.sleep(30)
-                return web.json_response({"error": "should have been cancelled"})
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
             await response.prepare(request)
             self.chunks_sent[tag] = 0
@@ -197,10 +206,21 @@ class ObservingUpstream:
         self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
         return self
 
+    def release(self) -> None:
+        """Let every held (and every later) non-stream call answer."""
+
+        def set_released() -> None:
+            if self._released is None:
+                self._released = asyncio.Event()
+            self._released.set()
+
+        self.loop.call_soon_threadsafe(set_released)
+
     def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture(scope="session")

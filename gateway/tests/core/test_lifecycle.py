@@ -13,11 +13,10 @@ from urllib.parse import urlsplit
 
 from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
-from .conftest import ADMIN_TOKEN, Response, admin, chat_config, new_tenant, request
+from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, admin, chat_config, new_tenant, request
 
 LONG = {"model": "smollm2", "messages": [{"role": "user", "content": "Write a long story about a cat."}],
         "max_tokens": 120}
-SHORT = {"model": "smollm2", "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 3}
 
 
 def test_ready_once_verified_and_secrets_printed_once(llama: LlamaServer, tmp_path: Path) -> None:
@@ -86,62 +85,68 @@ def _balance_microcents(gateway: GatewayProcess, workspace_id: str) -> tuple[int
     return round(balance["balance_cents"] * 1_000_000), round(balance["held_cents"] * 1_000_000)
 
 
-def test_kill_9_mid_request_then_restart_keeps_ledger_and_idempotency_consistent(
-    llama: LlamaServer, tmp_path: Path
-) -> None:
-    gateway = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN).start()
-    tenant = new_tenant(gateway, credits_cents=50)
-    start, _ = _balance_microcents(gateway, tenant.workspace_id)
-    charged = 0
-    finished = tenant.post("/chat/completions", SHORT, headers={"Idempotency-Key": "done-before-crash"})
-    assert finished.status == 200
-    charged += int(finished.headers["x-runinfra-cost-microcents"])
-    for _ in range(2):
-        ok = tenant.post("/chat/completions", SHORT)
-        charged += int(ok.headers["x-runinfra-cost-microcents"])
-
-    outcome: list[Response | BaseException] = []
-
-    def in_flight() -> None:
-        try:
-            outcome.append(tenant.post("/chat/completions", LONG, headers={"Idempotency-Key": "cut-by-crash"}))
-        except BaseException as exc:  # the connection dies with the gateway
-            outcome.append(exc)
-
-    thread = threading.Thread(target=in_flight)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while _balance_microcents(gateway, tenant.workspace_id)[1] == 0 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _balance_microcents(gateway, tenant.workspace_id)[1] > 0  # its hold is taken: it is mid-request
-    gateway.kill()
-    thread.join(30)
-    assert outcome
-    assert not isinstance(outcome[0], Response)
-
-    restarted = GatewayProcess(tmp_path, config=chat_config(llama), admin_token=ADMIN_TOKEN,
-                               port=gateway.port).start()
+def test_kill_9_mid_request_then_restart_keeps_ledger_and_idempotency_consistent(tmp_path: Path) -> None:
+    upstream = ObservingUpstream().start()  # holds "cut" calls open until released: the kill lands mid-request
+    config = {"deployments": [{
+        "id": "cue", "backend": "upstream", "base_url": upstream.base_url, "operations": ["chat.completions"],
+        "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
+    }]}
+    fast = {"model": "cue", "messages": [{"role": "user", "content": "fast one"}]}
+    cut = {"model": "cue", "messages": [{"role": "user", "content": "cut by the crash"}]}
+    gateway = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN).start()
+    restarted: GatewayProcess | None = None
     try:
+        tenant = new_tenant(gateway, credits_cents=50)
+        start, _ = _balance_microcents(gateway, tenant.workspace_id)
+        finished = tenant.post("/chat/completions", fast, headers={"Idempotency-Key": "done-before-crash"})
+        assert finished.status == 200
+        charged = int(finished.headers["x-runinfra-cost-microcents"])
+        for _ in range(2):
+            charged += int(tenant.post("/chat/completions", fast).headers["x-runinfra-cost-microcents"])
+
+        outcome: list[Response | BaseException] = []
+
+        def in_flight() -> None:
+            try:
+                outcome.append(tenant.post("/chat/completions", cut, headers={"Idempotency-Key": "cut-by-crash"}))
+            except BaseException as exc:  # the connection dies with the gateway
+                outcome.append(exc)
+
+        thread = threading.Thread(target=in_flight)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while "cut by the crash" not in upstream.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _balance_microcents(gateway, tenant.workspace_id)[1] > 0  # its hold is taken: it is mid-request
+        gateway.kill()
+        thread.join(30)
+        assert outcome
+        assert not isinstance(outcome[0], Response)
+
+        upstream.release()
+        restarted = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN, port=gateway.port).start()
         balance, held = _balance_microcents(restarted, tenant.workspace_id)
         assert held == 0  # the orphaned hold was released
         assert balance == start - charged  # every finished request charged exactly once, the cut one not at all
         # The finished keyed request replays; the cut one was never charged, so it may run now, once.
         tenant.gateway = restarted
-        replay = tenant.post("/chat/completions", SHORT, headers={"Idempotency-Key": "done-before-crash"})
+        replay = tenant.post("/chat/completions", fast, headers={"Idempotency-Key": "done-before-crash"})
         assert replay.status == 200
         assert replay.headers["x-runinfra-idempotent-replay"] == "true"
         assert replay.body == finished.body
-        retried = tenant.post("/chat/completions", LONG,
-                              headers={"Idempotency-Key": "cut-by-crash"})
+        retried = tenant.post("/chat/completions", cut, headers={"Idempotency-Key": "cut-by-crash"})
         assert retried.status == 200, retried.body
         assert "x-runinfra-idempotent-replay" not in retried.headers
         cost = int(retried.headers["x-runinfra-cost-microcents"])
         assert _balance_microcents(restarted, tenant.workspace_id) == (start - charged - cost, 0)
-        again = tenant.post("/chat/completions", LONG, headers={"Idempotency-Key": "cut-by-crash"})
+        again = tenant.post("/chat/completions", cut, headers={"Idempotency-Key": "cut-by-crash"})
         assert again.headers["x-runinfra-idempotent-replay"] == "true"
         assert _balance_microcents(restarted, tenant.workspace_id) == (start - charged - cost, 0)
     finally:
-        restarted.stop()
+        if restarted is not None:
+            restarted.stop()
+        gateway.kill()
+        upstream.stop()
 
 
 def test_graceful_shutdown_drains_a_stream_in_flight(llama: LlamaServer, tmp_path: Path) -> None:

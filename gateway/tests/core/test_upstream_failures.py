@@ -3,16 +3,18 @@ too large to replay is never run or charged again (409 ``idempotency_replay_unav
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, ObservingUpstream, new_tenant
+from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, new_tenant
 
 
-def _gateway(tmp_path: Path, upstream: ObservingUpstream) -> GatewayProcess:
+def _gateway(tmp_path: Path, upstream: ObservingUpstream, max_replay_bytes: int = 1_000_000) -> GatewayProcess:
     return GatewayProcess(tmp_path, admin_token=ADMIN_TOKEN, config={
-        "server": {"idempotency_max_replay_bytes": 100},
+        "server": {"idempotency_max_replay_bytes": max_replay_bytes},
         "deployments": [{
             "id": "cue", "backend": "upstream", "base_url": upstream.base_url, "operations": ["chat.completions"],
             "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
@@ -22,7 +24,7 @@ def _gateway(tmp_path: Path, upstream: ObservingUpstream) -> GatewayProcess:
 
 def test_replay_unavailable_and_upstream_gone(tmp_path: Path) -> None:
     upstream = ObservingUpstream().start()
-    gateway = _gateway(tmp_path, upstream)
+    gateway = _gateway(tmp_path, upstream, max_replay_bytes=100)
     try:
         tenant = new_tenant(gateway, credits_cents=10)
         body = {"model": "cue", "messages": [{"role": "user", "content": "fast answer"}]}
@@ -48,3 +50,35 @@ def test_replay_unavailable_and_upstream_gone(tmp_path: Path) -> None:
         assert tenant.balance() == charged  # failures are not charged, holds released
     finally:
         gateway.stop()
+        upstream.stop()
+
+
+def test_idempotency_key_in_flight_is_409_until_the_first_finishes(tmp_path: Path) -> None:
+    upstream = ObservingUpstream().start()
+    gateway = _gateway(tmp_path, upstream)
+    try:
+        tenant = new_tenant(gateway, credits_cents=10)
+        body = {"model": "cue", "messages": [{"role": "user", "content": "held-open"}]}
+        results: list[Response] = []
+        first = threading.Thread(
+            target=lambda: results.append(tenant.post("/chat/completions", body, headers={"Idempotency-Key": "k1"}))
+        )
+        first.start()
+        deadline = time.monotonic() + 10
+        while "held-open" not in upstream.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert "held-open" in upstream.started  # the engine is working on the first call
+        second = tenant.post("/chat/completions", body, headers={"Idempotency-Key": "k1"})
+        assert second.status == 409
+        assert second.error["type"] == "idempotency_key_in_use"
+        other_body = tenant.post("/chat/completions", {**body, "max_tokens": 5}, headers={"Idempotency-Key": "k1"})
+        assert other_body.status == 422
+        upstream.release()  # the engine answers the first call now
+        first.join(30)
+        assert results[0].status == 200
+        replay = tenant.post("/chat/completions", body, headers={"Idempotency-Key": "k1"})
+        assert replay.headers["x-runinfra-idempotent-replay"] == "true"
+        assert replay.body == results[0].body
+    finally:
+        gateway.stop()
+        upstream.stop()
