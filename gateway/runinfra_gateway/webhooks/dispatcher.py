@@ -433,7 +433,19 @@ class Dispatcher:
             started_at=started,
             latency_ms=(time.monotonic() - clock) * 1000,
             status=status,
-            error=error,
+            error=_printable(error, 500),
             retry_after=retry_after,
-            response_excerpt=excerpt,
+            response_excerpt=_printable(excerpt, self._settings.response_excerpt_bytes),
         )
+
+
+def _printable(text: str | None, limit: int) -> str | None:
+    """``text`` without control characters, at most ``limit`` long.
+
+    Errors and excerpts carry bytes the receiver chose; they end up in terminals
+    (``runinfra webhooks deliveries``), logs and pages, where escapes must not act.
+    """
+    if text is None:
+        return None
+    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return cleaned[:limit]

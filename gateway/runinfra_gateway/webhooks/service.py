@@ -99,6 +99,7 @@ def _attempt_dict(attempt: WebhookAttempt) -> dict[str, Any]:
         "error": attempt.error,
         "outcome": attempt.outcome,
         "next_attempt_at": attempt.next_attempt_at,
+        "response_excerpt": attempt.response_excerpt,
     }
 
 

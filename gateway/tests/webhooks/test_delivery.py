@@ -377,3 +377,28 @@ def test_events_from_the_gateway_wake_the_dispatcher_on_commit(
         enqueue(db, "key.created", {"key_id": "later"})
 
     asyncio.run(scenario())
+
+
+def test_hostile_answers_are_logged_without_control_characters(
+    db: Database, box: SecretBox, service: WebhookService
+) -> None:
+    body = b"\x1b[2J\x1b]0;owned\x07boom\r\nmore"
+    raw = RawReceiver([
+        b"HTTP/1.1 500 Bad\x1b[31mThing\r\nConnection: close\r\n\r\n",
+        b"HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+    ])
+
+    async def scenario() -> None:
+        await service.create_endpoint(workspace_id=WORKSPACE, url=raw.url("/hook"))
+        enqueue(db, "key.created", {"key_id": "k"})
+        async with dispatching(db, box):
+            await wait_until(lambda: delivery_states(db) == ["failed"], what="three failed answers")
+        (logged,) = await service.list_deliveries()
+        texts = [a["error"] for a in logged["attempt_log"]] + [a["response_excerpt"] for a in logged["attempt_log"]]
+        assert any(t and "boom" in t for t in texts)
+        assert all(t is None or t.isprintable() for t in texts)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        raw.close()
