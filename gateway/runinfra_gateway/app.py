@@ -20,7 +20,7 @@ from runinfra_gateway import errors
 from runinfra_gateway.admin.routes import create_admin_app
 from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
 from runinfra_gateway.edge.request_id import new_request_id
-from runinfra_gateway.edge.responses import send_error, send_json
+from runinfra_gateway.edge.responses import send_bytes, send_error, send_json
 from runinfra_gateway.lifecycle import close_gateway, open_gateway, verify_deployments
 from runinfra_gateway.settings import Settings
 from runinfra_gateway.state import GatewayState
@@ -212,8 +212,6 @@ class GatewayApp:
                                 [(b"retry-after", b"2")])
             return
         if path == "/metrics":
-            from runinfra_gateway.edge.responses import send_bytes
-
             await send_bytes(send, 200, state.metrics.render(), _PROMETHEUS, request_id)
             return
         if path == "/admin/v1" or path.startswith("/admin/v1/"):

@@ -5,7 +5,7 @@ Only the core constructs it (``runinfra_gateway.lifecycle``); others read it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from runinfra_gateway.auth import AdminToken, KeyTable
@@ -46,5 +46,3 @@ class GatewayState:
     secret_box: SecretBox | None = None
     #: True once every configured deployment finished verification and is active.
     ready: bool = False
-    #: Printed-once material of the first start (keys, admin token); never logged.
-    extras: dict[str, Any] = field(default_factory=dict)

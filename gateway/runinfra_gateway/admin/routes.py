@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -29,8 +30,6 @@ Handler = Callable[[Request, GatewayState], Awaitable[Any]]
 
 
 def _json(payload: Any, status: int = 200) -> Response:
-    import orjson
-
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 

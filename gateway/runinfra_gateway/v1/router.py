@@ -69,8 +69,11 @@ async def serve_v1(state: GatewayState, call: Call) -> None:
     if segments and segments[0] not in _ROOT_NAMES:
         candidate, segments = segments[0], segments[1:]
         route = tuple(segments)
-        known = route == ("pipeline",) or route in _JSON_ROUTES or route == ("audio", "transcriptions") \
-            or (route[:1] == ("models",) and len(route) >= 1)
+        known = (
+            route in _JSON_ROUTES
+            or route in (("pipeline",), ("audio", "transcriptions"))
+            or route[:1] == ("models",)
+        )
         if not known:
             raise errors.not_found(call.path[:200])
         if not PIPELINE_ID_PATTERN.match(candidate):
