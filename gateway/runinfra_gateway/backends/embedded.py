@@ -289,7 +289,7 @@ def _tone_wav() -> bytes:
 
     t = np.arange(16_000) / 16_000.0
     tone = (0.3 * 32767 * np.sin(2 * np.pi * 440.0 * t)).astype(np.int16)
-    return encode_speech(tone, 16_000, "wav")[0]
+    return encode_speech(tone, 16_000, "wav").content
 
 
 async def _probe_images(backend: EmbeddedBackend) -> tuple[str, dict[str, Any]]:

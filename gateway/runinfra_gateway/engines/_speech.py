@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,13 @@ class SpeechRequest:
                 f"'voice' must be one of this deployment's voices: {', '.join(voices)}.", param="voice"
             )
         return cls(
-            text=_params.required_text(body, "input", max_chars=MAX_INPUT_CHARS),
+            text=_speakable(_params.required_text(body, "input", max_chars=MAX_INPUT_CHARS)),
             voice=voice,
             response_format=_params.choice(body, "response_format", "mp3", SPEECH_FORMATS),
             speed=_params.number(body, "speed", 1.0, low=0.25, high=4.0),
         )
+
+
+def _speakable(text: str) -> str:
+    """Control characters (NUL and friends) have no sound and break C text APIs: they become spaces."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in text)

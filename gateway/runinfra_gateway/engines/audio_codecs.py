@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import errors
+from ..backends.base import AudioResult
 
 __all__ = [
     "CONTENT_TYPES",
@@ -46,8 +47,15 @@ SPEECH_FORMATS: tuple[str, ...] = tuple(CONTENT_TYPES)
 # -- encoding -------------------------------------------------------------------------
 
 
-def encode_speech(samples: npt.NDArray[np.int16], sample_rate: int, fmt: str) -> tuple[bytes, str]:
-    """Encode mono int16 ``samples`` as ``fmt``; returns the bytes and their Content-Type."""
+def encode_speech(samples: npt.NDArray[np.int16], sample_rate: int, fmt: str) -> AudioResult:
+    """Encode mono int16 ``samples`` as ``fmt``: the bytes, their Content-Type and duration.
+
+    Text with nothing to pronounce ("...") yields no samples; it is sent as a
+    short silence, since some encoders cannot make a file of zero samples.
+    """
+    minimum = sample_rate // 10
+    if samples.size < minimum:
+        samples = np.concatenate([samples.astype(np.int16), np.zeros(minimum - samples.size, np.int16)])
     if fmt == "wav":
         body = _soundfile(samples, sample_rate, "WAV", "PCM_16")
     elif fmt == "flac":
@@ -65,7 +73,7 @@ def encode_speech(samples: npt.NDArray[np.int16], sample_rate: int, fmt: str) ->
             f"'response_format' {fmt!r} is not supported; use one of {', '.join(SPEECH_FORMATS)}.",
             param="response_format",
         )
-    return body, CONTENT_TYPES[fmt]
+    return AudioResult(body, CONTENT_TYPES[fmt], samples.size / sample_rate)
 
 
 def _soundfile(samples: npt.NDArray[np.int16], sample_rate: int, container: str, subtype: str) -> bytes:

@@ -80,5 +80,4 @@ class FliteEngine:
                 raise errors.deployment_error(f"flite failed (exit {done.returncode}).", status=502)
             samples, rate = soundfile.read(wav_file, dtype="int16", always_2d=False)
         mono = np.asarray(samples, dtype=np.int16).reshape(-1)
-        body, content_type = encode_speech(mono, int(rate), request.response_format)
-        return AudioResult(body, content_type, mono.size / int(rate))
+        return encode_speech(mono, int(rate), request.response_format)

@@ -76,5 +76,4 @@ class PiperEngine:
         samples = (
             np.concatenate([c.audio_int16_array.reshape(-1) for c in chunks]) if chunks else np.zeros(0, np.int16)
         )
-        body, content_type = encode_speech(samples.astype(np.int16), rate, request.response_format)
-        return AudioResult(body, content_type, samples.size / rate)
+        return encode_speech(samples.astype(np.int16), rate, request.response_format)

@@ -102,3 +102,15 @@ def test_flite_reads_text_that_looks_like_options(loop: Loop, flite: EmbeddedBac
     audio = loop.run(flite.speech({"input": "-o /tmp/x --help", "response_format": "wav"}))
     assert audio.seconds > 0.5
     assert io.BytesIO(audio.content).read(4) == b"RIFF"
+
+
+@pytest.mark.parametrize("text", ["...", "\x00\x01 \x7f", "\u202e\u200b", "😀", "hi\x00there"])
+def test_text_with_little_or_nothing_to_say_is_still_valid_audio(
+    loop: Loop, piper: EmbeddedBackend, flite: EmbeddedBackend, text: str
+) -> None:
+    for backend in (piper, flite):
+        for fmt in ("wav", "flac", "mp3", "opus", "aac"):
+            audio = loop.run(backend.speech({"input": text, "response_format": fmt}))
+            decoded = decode_audio(audio.content, max_seconds=30)
+            assert decoded.seconds == pytest.approx(audio.seconds, abs=0.15), (text, fmt)  # mp3/aac frame padding
+            assert audio.seconds >= 0.09
