@@ -141,10 +141,17 @@ async def _sync_config(state: GatewayState) -> None:
             state.access_log.event("deployment_skipped", deployment=str(stored.get("id")), error=str(exc))
 
     def upsert_pipelines(session: Session) -> None:
+        # The file is the source of truth for its pipelines: an edited one takes its new stages on restart.
         for pipeline in settings.pipelines:
-            if session.get(PipelineRecord, pipeline.id) is None:
+            row = session.get(PipelineRecord, pipeline.id)
+            if row is None:
                 session.add(PipelineRecord(id=pipeline.id, workspace_id=pipeline.workspace_id, created=_now(),
                                            **dict(pipeline.deployments)))
+                continue
+            row.workspace_id = pipeline.workspace_id
+            row.speech_to_text = pipeline.deployments["speech_to_text"]
+            row.llm = pipeline.deployments["llm"]
+            row.text_to_speech = pipeline.deployments["text_to_speech"]
 
     await state.db.run(upsert_pipelines)
 

@@ -45,13 +45,18 @@ def test_ready_once_verified_and_secrets_printed_once(llama: LlamaServer, tmp_pa
         assert registered.json()["status"] == "active"
     finally:
         assert gateway.stop() == 0
+    # The file changes: a second chat deployment, and the pipeline's LLM stage moves to it.
+    config["deployments"].append({**config["deployments"][0], "id": "smollm2-b"})
+    config["pipelines"][0]["deployments"]["llm"] = "smollm2-b"
     again = GatewayProcess(tmp_path, config=config).start()
     try:
+        pipeline_models = request(again.v1, "GET", "/voice/models", key=pipeline_key.group(1)).json()["data"]
+        assert {m["id"] for m in pipeline_models} == {"smollm2", "smollm2-b"}
         assert "admin token" not in again.stdout()
         assert "workspace key" not in again.stdout()
         assert admin(again, "GET", "/workspaces", token=token.group(1)).status == 200
         models = request(again.v1, "GET", "/models", key=workspace_key.group(1)).json()["data"]
-        assert {m["id"] for m in models} == {"smollm2", "registered"}  # the admin-registered one survived
+        assert {m["id"] for m in models} == {"smollm2", "smollm2-b", "registered"}  # the registered one survived
         # The upstream key survived the restart sealed: the store never holds it in the clear.
         for path in tmp_path.glob("runinfra.sqlite3*"):
             assert b"sk-upstream-at-rest-42" not in path.read_bytes()
