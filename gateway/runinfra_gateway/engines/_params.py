@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import errors
 
-__all__ = ["choice", "integer", "number", "required_text"]
+__all__ = ["choice", "integer", "number", "required_text", "valid_unicode"]
 
 
 def number(body: Mapping[str, Any], name: str, default: float, *, low: float, high: float) -> float:
@@ -38,6 +38,15 @@ def integer(body: Mapping[str, Any], name: str, default: int | None, *, low: int
     return value
 
 
+def valid_unicode(text: str, param: str) -> str:
+    """``text`` unless it holds lone surrogates (JSON escapes like ``\\ud800`` that no engine can encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.invalid_request(f"{param!r} contains text that is not valid Unicode.", param=param) from None
+    return text
+
+
 def required_text(body: Mapping[str, Any], name: str, *, max_chars: int) -> str:
     value = body.get(name)
     if value is None:
@@ -46,7 +55,7 @@ def required_text(body: Mapping[str, Any], name: str, *, max_chars: int) -> str:
         raise errors.invalid_request(f"{name!r} must be a non-empty string.", param=name)
     if len(value) > max_chars:
         raise errors.invalid_request(f"{name!r} is longer than {max_chars} characters.", param=name)
-    return value
+    return valid_unicode(value, name)
 
 
 def choice(body: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...]) -> str:

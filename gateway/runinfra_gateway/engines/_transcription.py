@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import errors
 from ._options import EngineOptions
+from ._params import valid_unicode
 from .audio_codecs import DecodedAudio, decode_audio
 
 __all__ = ["AudioLimits", "TranscriptionRequest", "transcription_body"]
@@ -65,6 +66,8 @@ class TranscriptionRequest:
                 param="language",
             )
         prompt = fields.get("prompt") or None
+        if prompt is not None:
+            prompt = valid_unicode(prompt, "prompt")
         if prompt is not None and len(prompt) > _MAX_PROMPT_CHARS:
             raise errors.invalid_request(f"'prompt' is longer than {_MAX_PROMPT_CHARS} characters.", param="prompt")
         raw_temperature = fields.get("temperature") or "0"

@@ -80,7 +80,8 @@ def _messages(value: Any) -> list[dict[str, str]]:
             raise errors.invalid_request(
                 f"messages[{index}].role must be system, developer, user or assistant.", param="messages"
             )
-        messages.append({"role": role, "content": _content(message.get("content"), index)})
+        content = _params.valid_unicode(_content(message.get("content"), index), "messages")
+        messages.append({"role": role, "content": content})
     return messages
 
 
@@ -107,7 +108,7 @@ def _stop(value: Any) -> tuple[str, ...]:
     stops = [value] if isinstance(value, str) else value
     if not isinstance(stops, list) or len(stops) > _MAX_STOP or not all(isinstance(s, str) and s for s in stops):
         raise errors.invalid_request("'stop' must be a string or up to 4 non-empty strings.", param="stop")
-    return tuple(stops)
+    return tuple(_params.valid_unicode(s, "stop") for s in stops)
 
 
 @dataclass

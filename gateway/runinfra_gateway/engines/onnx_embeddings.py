@@ -169,6 +169,7 @@ def _inputs(value: Any) -> list[str]:
             raise errors.invalid_request(f"input[{index}] is empty.", param="input")
         if len(text) > _MAX_CHARS:
             raise errors.invalid_request(f"input[{index}] is longer than {_MAX_CHARS} characters.", param="input")
+        _params.valid_unicode(text, "input")
     return texts
 
 

@@ -201,3 +201,13 @@ def test_special_tokens_in_a_message_are_plain_text(loop: Loop, chat: EmbeddedBa
     # Only the template's own turns: system, user, and the assistant prompt (the message adds none).
     assert starts == baseline_starts == 3
     assert ends == 2
+
+
+def test_lone_surrogates_are_400_not_a_crash(loop: Loop, chat: EmbeddedBackend, embedder: EmbeddedBackend) -> None:
+    broken = "caf\ud800"
+    error = expect_error(loop.run, chat.chat({"messages": [{"role": "user", "content": broken}]}))
+    assert (error.status, error.param) == (400, "messages")
+    error = expect_error(loop.run, chat.chat({"messages": QUESTION, "stop": [broken]}))
+    assert (error.status, error.param) == (400, "stop")
+    error = expect_error(loop.run, embedder.embeddings({"input": ["fine", broken]}))
+    assert (error.status, error.param) == (400, "input")
