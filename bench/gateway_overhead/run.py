@@ -551,6 +551,8 @@ def main() -> int:
             print(f"{tool} is not installed (scripts/setup installs nginx-light and wrk)", file=sys.stderr)
             return 2
     procs = Processes()
+    # Stopped by a signal (timeout, Ctrl-C in a pipeline): unwind, so the finally below stops every child.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     notes: list[str] = []
     if (os.cpu_count() or 1) < 2:
         notes.append("only one CPU: proxies and load generators share it")
