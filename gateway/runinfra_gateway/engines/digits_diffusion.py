@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -301,8 +302,18 @@ def _log_training(path: Path, seconds: float) -> None:
     logging.getLogger(__name__).info("trained the digits diffusion model in %.1f s; saved to %s", seconds, path)
 
 
-def _one_blas_thread() -> Any:
-    """Small matrices: BLAS threads only add synchronisation, and on a busy CPU they spin (10x slower here)."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+_blas: list[Any] = []
+_blas_lock = threading.Lock()
 
-    return threadpool_limits(limits=1, user_api="blas")
+
+def _one_blas_thread() -> Any:
+    """Small matrices: BLAS threads only add synchronisation, and on a busy CPU they spin (10x slower here).
+
+    The controller is made once: looking the BLAS libraries up costs ~2 ms, as much as a whole sample.
+    """
+    with _blas_lock:
+        if not _blas:
+            from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
+
+            _blas.append(ThreadpoolController())
+    return _blas[0].limit(limits=1, user_api="blas")
