@@ -76,6 +76,7 @@ class UpstreamBackend:
         self._client: HttpClient | None = None
         self._health_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._endings: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_config(cls, deployment_id: str, table: Mapping[str, Any]) -> UpstreamBackend:
@@ -122,7 +123,7 @@ class UpstreamBackend:
         )
         deadline = started + self._config.stream_timeout_seconds
         idle = self._config.timeout_seconds
-        reusable = False
+        finished = False  # [DONE] arrived: the engine is done, the connection may be kept
         try:
             if response.status >= 300:
                 raise await self._error_response(response)
@@ -176,7 +177,7 @@ class UpstreamBackend:
                 raise deployment_error(
                     f"The upstream stream of {self.deployment_id!r} ended before [DONE]; the answer may be cut short."
                 )
-            reusable = response.at_eof()
+            finished = True
             if not usage_seen:
                 yield ChatChunk.from_dict({
                     "id": last.get("id", "chatcmpl-" + secrets.token_hex(12)),
@@ -201,10 +202,12 @@ class UpstreamBackend:
             ) from None
         finally:
             replica.in_flight -= 1
-            if reusable:
+            if not finished:
+                response.close()  # the engine sees the disconnect and stops generating
+            elif response.at_eof():
                 response.release()
             else:
-                response.close()  # the engine sees the disconnect and stops generating
+                self._release_when_ended(response)
 
     async def embeddings(self, body: Mapping[str, Any]) -> dict[str, Any]:
         request = self._upstream_body(body)
@@ -249,6 +252,8 @@ class UpstreamBackend:
 
     async def aclose(self) -> None:
         self._closed = True
+        for task in list(self._endings):
+            task.cancel()
         if self._health_task is not None:
             self._health_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -265,6 +270,25 @@ class UpstreamBackend:
         if self._model is not None:
             request["model"] = self._model
         return request
+
+    def _release_when_ended(self, response: Response) -> None:
+        """After ``[DONE]`` the body's last bytes (a chunked terminator) may still be on the way: wait for them
+        off the stream's path, then keep the connection instead of opening a new one for the next stream."""
+
+        async def end() -> None:
+            try:
+                await response.read(_ERROR_BODY_LIMIT, deadline=asyncio.get_running_loop().time() + 1.0)
+            except (ConnectionLost, ProtocolError, TimeoutError):
+                pass
+            finally:
+                if response.at_eof():
+                    response.release()
+                else:
+                    response.close()
+
+        task = asyncio.get_running_loop().create_task(end())
+        self._endings.add(task)
+        task.add_done_callback(self._endings.discard)
 
     def _open_client(self) -> HttpClient:
         if self._closed:

@@ -211,3 +211,34 @@ async def test_https_engine_with_a_private_ca(tmp_path: Path) -> None:
         server.close()
     assert caught.value.status == 502
     assert "TLS handshake failed" in caught.value.message
+
+
+async def test_streams_keep_their_connection_when_the_body_ends_after_done(
+    raw_server: Callable[..., Awaitable[tuple[str, list[int]]]],
+) -> None:
+    event = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":"stop"}]}\n\n'
+    usage = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}\n\n'
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    async def conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(chunk(event) + chunk(usage) + chunk(b"data: [DONE]\n\n"))
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the chunked terminator comes a little after [DONE], as from uvicorn
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    url, connections = await raw_server(conversation)
+    b = backend(url)
+    try:
+        for _ in range(3):
+            chunks = [c async for c in b.chat_stream(CHAT)]
+            assert [c.data.get("usage") is not None for c in chunks] == [False, True]
+            await asyncio.sleep(0.1)  # the terminator arrives; the connection goes back to the pool
+    finally:
+        await b.aclose()
+    assert len(connections) == 1
