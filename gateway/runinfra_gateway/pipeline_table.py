@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -68,6 +67,3 @@ class PipelineTable:
 
     def all(self) -> list[Pipeline]:
         return sorted(self._by_id.values(), key=lambda p: p.id)
-
-    def owned_by(self, workspace_id: str) -> Mapping[str, Pipeline]:
-        return {p.id: p for p in self._by_id.values() if p.workspace_id == workspace_id}
