@@ -39,8 +39,14 @@ def usage_tokens(usage: Usage) -> int:
     return usage.input_tokens + usage.output_tokens
 
 
-def estimate_tokens(raw_body_length: int, body: Mapping[str, Any]) -> int:
+#: Operations measured in tokens; the others (audio, images) do not draw on the tokens-per-minute bucket.
+_TOKEN_OPERATIONS = frozenset({"chat.completions", "responses", "embeddings"})
+
+
+def estimate_tokens(operation: str, raw_body_length: int, body: Mapping[str, Any]) -> int:
     """A cheap token estimate for the tokens-per-minute bucket (corrected after the call)."""
+    if operation not in _TOKEN_OPERATIONS:
+        return 0
     limit = body.get("max_tokens") or body.get("max_output_tokens") or body.get("max_completion_tokens") or 0
     if not isinstance(limit, int) or isinstance(limit, bool):
         limit = 0
@@ -116,7 +122,7 @@ async def run_charged(
     """Run ``work`` under a hold and send its reply with the exact charge (or replay a stored one)."""
     key = call.key
     assert key is not None
-    estimated = estimate_tokens(len(raw_body), estimate_body)
+    estimated = estimate_tokens(operation, len(raw_body), estimate_body)
     admit(state, call, estimated)
     idempotency_key = call.idempotency_key()
     if idempotency_key is not None:

@@ -70,7 +70,7 @@ async def relay_stream(
     assert key is not None
     assert runtime.backend is not None
     call.stream = True
-    estimated = estimate_tokens(raw_length, estimate_body)
+    estimated = estimate_tokens(operation, raw_length, estimate_body)
     admit(state, call, estimated)
     hold = await state.ledger.hold(
         key.workspace_id, runtime.prices.estimate_microcents(operation, estimate_body), request_id=call.request_id
