@@ -95,6 +95,10 @@ class StreamIterator(Generic[X]):
         self._cancelled.set()
         self._finished = True
 
+    def __del__(self) -> None:
+        # Dropped without being read to the end or closed: nobody is listening, so stop generating.
+        self._cancelled.set()
+
 
 class WorkerPool(Generic[M]):
     """``workers`` threads, one model each (made by ``load`` on that thread), one bounded queue."""

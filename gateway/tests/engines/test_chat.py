@@ -211,3 +211,23 @@ def test_lone_surrogates_are_400_not_a_crash(loop: Loop, chat: EmbeddedBackend, 
     assert (error.status, error.param) == (400, "stop")
     error = expect_error(loop.run, embedder.embeddings({"input": ["fine", broken]}))
     assert (error.status, error.param) == (400, "input")
+
+
+def test_a_dropped_stream_stops_generating(loop: Loop, chat: EmbeddedBackend) -> None:
+    import gc
+
+    engine = chat.engine
+    before = dict(engine.counters)
+    body = {"messages": [{"role": "user", "content": "Write a long poem about rain."}], "max_tokens": 1500}
+
+    async def read_two_then_drop() -> None:
+        stream = chat.chat_stream(body)
+        await stream.__anext__()
+        await stream.__anext__()
+        del stream
+        gc.collect()
+
+    loop.run(read_two_then_drop())
+    assert loop.run(chat.chat({"messages": QUESTION, "max_tokens": 1}))["usage"]["completion_tokens"] == 1
+    assert engine.counters["cancelled"] == before["cancelled"] + 1
+    assert engine.counters["cancelled_tokens"] - before["cancelled_tokens"] < 1500
