@@ -94,7 +94,8 @@ def main() -> int:
 
     _section(f"responses.create ({llm})")
     response = client.responses.create(
-        model=llm, input="Which planet do we live on?", instructions="Answer briefly.", max_output_tokens=30
+        model=llm, input="Which planet do we live on?", instructions="Answer briefly.", max_output_tokens=30,
+        temperature=0,
     )
     print(f"  {response['output_text']!r}  status={response['status']}")
 
