@@ -117,12 +117,17 @@ def test_the_default_config_serves_every_modality_and_a_voice_pipeline() -> None
 
 
 def test_the_worker_pool_bounds_its_queue(loop: Loop) -> None:
-    release = threading.Event()
+    release, started = threading.Event(), threading.Event()
     pool: WorkerPool[str] = WorkerPool("bounded", lambda: "model", workers=1, queue_size=2)
 
+    def hold(model: str) -> str:
+        started.set()
+        release.wait(30)
+        return model
+
     async def scenario() -> tuple[list[str], list[GatewayError]]:
-        running = asyncio.ensure_future(pool.run(lambda m: (release.wait(10), m)[1]))
-        await asyncio.sleep(0.1)  # the worker has taken the first job
+        running = asyncio.ensure_future(pool.run(hold))
+        await asyncio.to_thread(started.wait, 30)  # the worker has taken the first job
         queued = [asyncio.ensure_future(pool.run(lambda m: m + "!")) for _ in range(2)]
         await asyncio.sleep(0)
         refused = []
@@ -146,12 +151,16 @@ def test_the_worker_pool_bounds_its_queue(loop: Loop) -> None:
 
 def test_a_cancelled_waiter_leaves_no_work_behind(loop: Loop) -> None:
     ran: list[int] = []
-    gate = threading.Event()
+    gate, started = threading.Event(), threading.Event()
     pool: WorkerPool[None] = WorkerPool("cancel", lambda: None, workers=1, queue_size=4)
 
+    def hold(_model: None) -> None:
+        started.set()
+        gate.wait(30)
+
     async def scenario() -> None:
-        first = asyncio.ensure_future(pool.run(lambda _m: gate.wait(10)))
-        await asyncio.sleep(0.1)
+        first = asyncio.ensure_future(pool.run(hold))
+        await asyncio.to_thread(started.wait, 30)
         second = asyncio.ensure_future(pool.run(lambda _m: ran.append(2)))
         await asyncio.sleep(0.05)
         second.cancel()
