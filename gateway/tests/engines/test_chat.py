@@ -128,7 +128,7 @@ def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat
     before = dict(engine.counters)
     body = {
         "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
-        "temperature": 1.0,
+        "temperature": 0,
         "max_tokens": 1500,
     }
 
@@ -218,7 +218,11 @@ def test_a_dropped_stream_stops_generating(loop: Loop, chat: EmbeddedBackend) ->
 
     engine = chat.engine
     before = dict(engine.counters)
-    body = {"messages": [{"role": "user", "content": "Write a long poem about rain."}], "max_tokens": 1500}
+    body = {
+        "messages": [{"role": "user", "content": "Write a long poem about rain."}],
+        "temperature": 0,
+        "max_tokens": 1500,
+    }
 
     async def read_two_then_drop() -> None:
         stream = chat.chat_stream(body)
