@@ -1,9 +1,12 @@
 """The credit journal: an append-only file every hold, settle and adjustment is written to first.
 
-Each record is one JSON line written with a single ``os.write`` on an ``O_APPEND``
-descriptor. The kernel owns the bytes once ``write`` returns, so a record survives
-``kill -9`` of the gateway without an ``fsync`` on the hot path (a power cut can
-still lose the last page; that is the price of not syncing per request). The
+Each record is one JSON line. Records are buffered as they are added and
+:meth:`Journal.write` puts everything buffered into the file with a single
+``os.write`` on an ``O_APPEND`` descriptor (the ledger calls it once per event-loop
+pass, so the records of many requests share one system call). The kernel owns the
+bytes once ``write`` returns, so a written record survives ``kill -9`` of the
+gateway without an ``fsync`` on the hot path (a power cut can still lose the last
+page; that is the price of not syncing per request). The
 batch writer copies records into SQL; on start, the tail SQL has not seen yet is
 replayed. Records with a sequence number at or below the SQL checkpoint are skipped,
 so replaying twice changes nothing.
@@ -54,6 +57,9 @@ class Journal:
         self._active: _Segment | None = None
         self._active_bytes = 0
         self._sealed: list[_Segment] = []
+        self._buffer: list[bytes] = []
+        self._buffer_first_seq = 0
+        self._buffer_last_seq = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -108,7 +114,8 @@ class Journal:
             del torn_tail
 
     def remove_all(self) -> None:
-        """Delete every segment (SQL holds all their records); the next append opens a fresh one."""
+        """Delete every segment and drop the buffer (SQL holds all their records); the next write opens a fresh one."""
+        self._buffer.clear()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -119,17 +126,32 @@ class Journal:
 
     # -- writing (hot path) ----------------------------------------------------------------------
 
-    def append(self, seq: int, line: bytes) -> None:
-        """Write one record (``line`` ends with a newline) with a single system call."""
+    def add(self, seq: int, line: bytes) -> None:
+        """Buffer one record (``line`` ends with a newline); it is in the file once :meth:`write` returns."""
+        if not self._buffer:
+            self._buffer_first_seq = seq
+        self._buffer.append(line)
+        self._buffer_last_seq = seq
+
+    @property
+    def buffered(self) -> bool:
+        return bool(self._buffer)
+
+    def write(self) -> None:
+        """Write every buffered record with a single system call (a segment never splits a write)."""
+        if not self._buffer:
+            return
         if self._fd is None or self._active_bytes >= self.segment_bytes:
-            self._open_segment(seq)
+            self._open_segment(self._buffer_first_seq)
         assert self._fd is not None
         assert self._active is not None
-        written = os.write(self._fd, line)
-        if written != len(line):  # regular files only write short on a full disk
-            raise OSError(f"credit journal: short write ({written} of {len(line)} bytes)")
+        data = b"".join(self._buffer)
+        self._buffer.clear()
+        written = os.write(self._fd, data)
+        if written != len(data):  # regular files only write short on a full disk
+            raise OSError(f"credit journal: short write ({written} of {len(data)} bytes)")
         self._active_bytes += written
-        self._active.last_seq = seq
+        self._active.last_seq = self._buffer_last_seq
 
     def _open_segment(self, first_seq: int) -> None:
         if self._fd is not None and self._active is not None:

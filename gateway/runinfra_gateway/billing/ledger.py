@@ -1,17 +1,23 @@
 """The credit ledger: balances in memory, every movement journaled, SQL written in batches.
 
 Hot path: :meth:`Ledger.hold`, :meth:`Ledger.settle` and :meth:`Ledger.release`
-check and update an in-memory account and append one record to the journal (one
-``os.write``, no fsync); they never wait for the database. They run on the event
-loop without awaiting between the check and the update, so concurrent requests
-can never overspend. A writer task copies journal records into the append-only
-``credit_ledger`` table in batches.
+check and update an in-memory account and add one record to the journal; they never
+wait for the database. They run on the event loop without awaiting between the
+check and the update, so concurrent requests can never overspend. The records
+added during one event-loop pass are written together, with one ``os.write`` (no
+fsync), by a callback scheduled with ``loop.call_soon``; ``settle``, ``adjust`` and
+``open_account`` wait for that write before they return. A writer task copies
+journal records into the append-only ``credit_ledger`` table in batches, on a timer
+(``flush_interval_seconds``) or once ``batch_size`` records are waiting.
 
 Crash guarantees (kill -9 at any instant):
 
-* A hold, settle, release or adjustment whose call returned is in the journal, and
-  :meth:`Ledger.start` replays every record SQL has not seen, exactly once (the
-  checkpoint advances in the same transaction as the rows).
+* A settle, adjustment or account opening whose call returned is in the journal,
+  and so is every record added before it; a hold or release is written at the end
+  of the event-loop pass that made it (before its request can hear back from a
+  backend). :meth:`Ledger.start` replays every record SQL has not seen, exactly once
+  (the checkpoint advances in the same transaction as the rows). A hold the journal
+  never got was never settled either: nothing was charged for it.
 * A hold with no settle or release when the process died is *orphaned*: the
   request never had its charge recorded, so its response was never sent as a
   charged success. ``start()`` releases it in full: it is not charged.
@@ -121,6 +127,11 @@ class Ledger:
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
+        self._journal_write: asyncio.Handle | None = None
+        self._journal_written: asyncio.Future[None] | None = None
+        # What SQL holds per workspace (balance, held) after the last committed batch: the
+        # credits.low/depleted hook compares it with the batch's result without reading it back.
+        self._sql_accounts: dict[str, tuple[int, int]] = {}
         self._started = False
         self._closing = False
 
@@ -151,6 +162,7 @@ class Ledger:
         self._seq = max([checkpoint] + [int(record["s"]) for record in records])
         snapshot = await self._db.run(read_snapshot)
         self._accounts = {w: _Account(balance, held) for w, (balance, held) in snapshot.accounts.items()}
+        self._sql_accounts = dict(snapshot.accounts)
         # SQL now holds every record: the old segments can go, and new records start a fresh one.
         self._journal.remove_all()
         for hold_id, workspace_id, amount, request_id in snapshot.open_holds:
@@ -170,6 +182,7 @@ class Ledger:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self._writer
+        self._write_journal()
         try:
             await self.flush()
             self._journal.remove_all()
@@ -206,6 +219,7 @@ class Ledger:
             return
         self._append({"k": "open", "w": workspace_id, "a": initial})
         self._accounts[workspace_id] = _Account(initial, 0)
+        await self._journaled()
 
     async def adjust(self, workspace_id: str, cents: float) -> Balance:
         """Admin top-up (positive) or debit (negative, stopping at zero), recorded in the ledger."""
@@ -222,7 +236,9 @@ class Ledger:
         if account is None:
             self._accounts[workspace_id] = account = _Account(0, 0)
         account.available += applied
-        return self.balance(workspace_id)
+        balance = self.balance(workspace_id)
+        await self._journaled()
+        return balance
 
     # -- the request path --------------------------------------------------------------------------
 
@@ -262,7 +278,8 @@ class Ledger:
     ) -> int:
         """Charge the actual price (capped so the balance stays >= 0), release the rest; returns the charge.
 
-        Journaled before it returns. A hold already settled or released is left alone (returns 0).
+        Journaled before it returns (the write is shared with every record added in the same
+        event-loop pass). A hold already settled or released is left alone (returns 0).
         """
         _check_amount("microcents", microcents)
         _check_id("request_id", request_id)
@@ -294,6 +311,7 @@ class Ledger:
         del self._open[hold.hold_id]
         account.held -= hold.microcents
         account.available += hold.microcents - charge
+        await self._journaled()
         return charge
 
     async def release(self, hold: Hold) -> None:
@@ -320,18 +338,46 @@ class Ledger:
             raise RuntimeError("the credit ledger is not running (start() not called, or closed)")
 
     def _append(self, record: dict[str, Any], *, hold: bool = False) -> int:
-        """Journal one record (the write that makes it survive a crash) and queue it for SQL."""
+        """Add one record to the journal (written at the end of this loop pass) and queue it for SQL."""
         seq = self._seq + 1
         record["s"] = seq
         record["t"] = time.time()
         if hold:
             record["h"] = seq
-        self._journal.append(seq, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self._journal.add(seq, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._seq = seq
         self._pending.append(record)
+        if self._journal_write is None:
+            self._journal_write = asyncio.get_running_loop().call_soon(self._write_journal)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
         return seq
+
+    def _write_journal(self) -> None:
+        """One ``os.write`` for every record added since the last one; wakes whoever waits for it."""
+        if self._journal_write is not None:
+            self._journal_write.cancel()  # close() writes early: the scheduled call has nothing to do
+            self._journal_write = None
+        written, self._journal_written = self._journal_written, None
+        try:
+            self._journal.write()
+        except OSError as error:
+            # The records stay queued for SQL; a settle waiting for them fails rather than claim durability.
+            logger.exception("credit journal: write failed")
+            if written is not None and not written.done():
+                written.set_exception(error)
+            return
+        if written is not None and not written.done():
+            written.set_result(None)
+
+    async def _journaled(self) -> None:
+        """Return once every record added so far is in the journal file (survives kill -9)."""
+        if not self._journal.buffered:
+            return
+        if self._journal_written is None:
+            self._journal_written = asyncio.get_running_loop().create_future()
+        # Shielded: a caller cancelled while waiting must not cancel the write others wait for.
+        await asyncio.shield(self._journal_written)
 
     async def _write_loop(self) -> None:
         failures = 0
