@@ -21,7 +21,7 @@ from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
 
-__all__ = ["Reply", "admit", "estimate_tokens", "run_charged", "settle", "usage_tokens"]
+__all__ = ["Reply", "admit", "begin_idempotent", "estimate_tokens", "run_charged", "settle", "usage_tokens"]
 
 
 @dataclass(slots=True)
@@ -108,6 +108,33 @@ def _fingerprint(call: Call, raw_body: bytes) -> bytes:
     return digest.digest()
 
 
+async def begin_idempotent(
+    state: GatewayState, call: Call, raw_body: bytes, estimated_tokens: int
+) -> tuple[str | None, bool]:
+    """Take the call's Idempotency-Key (before any hold): ``(key, False)`` to proceed, ``(key, True)`` if replayed.
+
+    A stored response is sent here, uncharged; a key in flight, reused or finished without a stored
+    response raises its 409/422. ``(None, False)`` when the request carries no key.
+    """
+    key = call.key
+    assert key is not None
+    idempotency_key = call.idempotency_key()
+    if idempotency_key is None:
+        return None, False
+    try:
+        stored = await state.idempotency.begin(
+            key.id, idempotency_key, _fingerprint(call, raw_body), request_id=call.request_id
+        )
+    except BaseException:
+        state.limiter.record_tokens(key.id, estimated_tokens=estimated_tokens, actual_tokens=0)
+        raise
+    if stored is None:
+        return idempotency_key, False
+    state.limiter.record_tokens(key.id, estimated_tokens=estimated_tokens, actual_tokens=0)
+    await call.respond_replay(stored.status, stored.headers, stored.body)
+    return idempotency_key, True
+
+
 async def run_charged(
     state: GatewayState,
     call: Call,
@@ -124,15 +151,9 @@ async def run_charged(
     assert key is not None
     estimated = estimate_tokens(operation, len(raw_body), estimate_body)
     admit(state, call, estimated)
-    idempotency_key = call.idempotency_key()
-    if idempotency_key is not None:
-        stored = await state.idempotency.begin(
-            key.id, idempotency_key, _fingerprint(call, raw_body), request_id=call.request_id
-        )
-        if stored is not None:
-            state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
-            await call.respond_replay(stored.status, stored.headers, stored.body)
-            return
+    idempotency_key, replayed = await begin_idempotent(state, call, raw_body, estimated)
+    if replayed:
+        return
     try:
         amount = runtime.prices.estimate_microcents(operation, estimate_body) if hold_microcents is None \
             else hold_microcents

@@ -70,7 +70,7 @@ async def chat_completions(state: GatewayState, call: Call, request: JsonRequest
     stream = _wants_stream(body)
     include_usage = _include_usage(body)
     if stream:
-        await relay_stream(state, call, runtime, "chat.completions", body, body, len(request.raw),
+        await relay_stream(state, call, runtime, "chat.completions", body, body, request.raw,
                            ChatStreamShaper(include_usage=include_usage))
         return
     if body.get("stream_options") is not None:
@@ -92,7 +92,7 @@ async def responses(state: GatewayState, call: Call, request: JsonRequest) -> No
     check_fields(chat_body, runtime.allowed["responses"], runtime.id)
     if chat_body.get("stream"):
         adapter = ResponsesStreamAdapter(body)
-        await relay_stream(state, call, runtime, "responses", chat_body, body, len(request.raw), adapter,
+        await relay_stream(state, call, runtime, "responses", chat_body, body, request.raw, adapter,
                            opening=adapter.start(), error_event=adapter.error)
         return
 

@@ -7,6 +7,12 @@ task, which closes the backend iterator (the upstream connection, or the
 embedded generation). Either way the charge is for what was delivered: the
 engine's usage when it reported one, else the prompt estimate plus one token
 per content delta sent.
+
+An Idempotency-Key is taken before the hold, like any charged call's. A stream
+is never stored for replay: once it started (and so is charged), the key is
+recorded as finished and a repeat gets 409 ``idempotency_replay_unavailable``
+(``idempotency_key_in_use`` while it still runs); it is never run or charged
+twice. A stream that failed before its first byte frees the key.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.shaping import sse_error
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
-from runinfra_gateway.v1.charging import admit, estimate_tokens, settle
+from runinfra_gateway.v1.charging import admit, begin_idempotent, estimate_tokens, settle
 
 __all__ = ["StreamShaper", "relay_stream"]
 
@@ -60,7 +66,7 @@ async def relay_stream(
     operation: str,
     chat_body: Mapping[str, Any],
     estimate_body: Mapping[str, Any],
-    raw_length: int,
+    raw_body: bytes,
     shaper: StreamShaper,
     *,
     opening: bytes = b"",
@@ -70,12 +76,21 @@ async def relay_stream(
     assert key is not None
     assert runtime.backend is not None
     call.stream = True
-    estimated = estimate_tokens(operation, raw_length, estimate_body)
+    estimated = estimate_tokens(operation, len(raw_body), estimate_body)
     admit(state, call, estimated)
-    hold = await state.ledger.hold(
-        key.workspace_id, runtime.prices.estimate_microcents(operation, estimate_body), request_id=call.request_id
-    )
-    prompt_estimate = max(1, raw_length // 4)
+    idempotency_key, replayed = await begin_idempotent(state, call, raw_body, estimated)
+    if replayed:
+        return
+    try:
+        hold = await state.ledger.hold(
+            key.workspace_id, runtime.prices.estimate_microcents(operation, estimate_body), request_id=call.request_id
+        )
+    except BaseException:
+        if idempotency_key is not None:
+            await state.idempotency.abandon(key.id, idempotency_key)
+        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        raise
+    prompt_estimate = max(1, len(raw_body) // 4)
     iterator: AsyncIterator[ChatChunk] = runtime.backend.chat_stream(chat_body)
     first: ChatChunk | None = None
     try:
@@ -87,6 +102,8 @@ async def relay_stream(
         call.stop_watching()
         await _close(iterator)
         await state.ledger.release(hold)
+        if idempotency_key is not None:
+            await state.idempotency.abandon(key.id, idempotency_key)
         state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
         raise
 
@@ -114,8 +131,13 @@ async def relay_stream(
     finally:
         call.stop_watching()
         await _close(iterator)
-        await settle(state, call, hold, runtime, operation, _delivered_usage(shaper, prompt_estimate), status,
-                     estimated)
+        try:
+            await settle(state, call, hold, runtime, operation, _delivered_usage(shaper, prompt_estimate), status,
+                         estimated)
+        finally:
+            # The stream started: whatever it delivered is charged, so the key never runs it again.
+            if idempotency_key is not None:
+                await state.idempotency.complete_without_replay(key.id, idempotency_key, status)
         call.status = status
 
 

@@ -35,11 +35,13 @@ def slow_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gat
     upstream.stop()
 
 
-def _open(gateway: GatewayProcess, key: str, body: dict[str, object]) -> http.client.HTTPConnection:
+def _open(gateway: GatewayProcess, key: str, body: dict[str, object],
+          headers: dict[str, str] | None = None) -> http.client.HTTPConnection:
     parts = urlsplit(gateway.base_url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     connection.request("POST", "/v1/chat/completions", body=json.dumps(body),
-                       headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+                       headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                                **(headers or {})})
     return connection
 
 
@@ -104,3 +106,37 @@ def test_non_stream_disconnect_cancels_the_upstream_and_charges_nothing(
     while tenant.balance()["held_cents"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert tenant.balance() == before
+
+
+def test_idempotent_stream_in_flight_is_409_and_a_dropped_one_is_not_rerun(
+    slow_gateway: tuple[GatewayProcess, ObservingUpstream],
+) -> None:
+    gateway, upstream = slow_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    body: dict[str, object] = {"model": "slow", "stream": True, "max_tokens": 1000,
+                               "messages": [{"role": "user", "content": "keyed-stream"}]}
+    headers = {"Idempotency-Key": "keyed-stream-1"}
+    connection = _open(gateway, tenant.key, body, headers)
+    response = connection.getresponse()
+    assert response.status == 200
+    received = b""
+    while received.count(b"\n\n") < 3:
+        received += response.read1(65536)
+    second = _open(gateway, tenant.key, body, headers).getresponse()
+    assert second.status == 409
+    assert json.loads(second.read())["error"]["type"] == "idempotency_key_in_use"
+    connection.sock.close()  # type: ignore[union-attr]
+    connection.close()
+    _wait_closed(upstream, "keyed-stream")
+    deadline = time.monotonic() + 5
+    while tenant.balance()["held_cents"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    charged = tenant.balance()
+    assert charged["held_cents"] == 0
+    assert charged["balance_cents"] < 100  # what it delivered was charged
+    del upstream.closed["keyed-stream"]
+    third = _open(gateway, tenant.key, body, headers).getresponse()
+    assert third.status == 409
+    assert json.loads(third.read())["error"]["type"] == "idempotency_replay_unavailable"
+    assert "keyed-stream" not in upstream.closed  # never sent upstream again
+    assert tenant.balance() == charged

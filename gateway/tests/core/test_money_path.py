@@ -69,6 +69,26 @@ def test_idempotent_replay_is_not_charged_again(gateway: GatewayProcess) -> None
     assert "x-runinfra-idempotent-replay" not in fresh.headers
 
 
+def test_idempotent_stream_is_never_run_or_charged_twice(gateway: GatewayProcess) -> None:
+    tenant = new_tenant(gateway)
+    headers = {"Idempotency-Key": "stream-1"}
+    stream = {**CHAT, "stream": True}
+    first = tenant.post("/chat/completions", stream, headers=headers)
+    assert first.status == 200
+    assert first.body.rstrip().endswith(b"data: [DONE]")
+    after_first = tenant.balance()
+    assert after_first["balance_cents"] < 100  # the stream was charged
+    again = tenant.post("/chat/completions", stream, headers=headers)
+    assert again.status == 409
+    assert again.error["type"] == "idempotency_replay_unavailable"
+    assert tenant.balance() == after_first
+    # A different body under the same key is still a reused key, not a new stream.
+    reused = tenant.post("/chat/completions", {**stream, "max_tokens": 4}, headers=headers)
+    assert reused.status == 422
+    assert reused.error["type"] == "idempotency_key_reused"
+    assert tenant.balance() == after_first
+
+
 def test_bad_idempotency_key_is_400(gateway: GatewayProcess) -> None:
     tenant = new_tenant(gateway)
     response = tenant.post("/chat/completions", CHAT, headers={"Idempotency-Key": "x" * 256})
