@@ -78,12 +78,15 @@ async def settle(
     *,
     cost: int | None = None,
 ) -> int:
-    """Charge ``usage`` (or ``cost``) against ``hold``, correct the token bucket, record both on the call."""
+    """Charge ``usage`` (or ``cost``) against ``hold``, correct the token bucket, record both on the call.
+
+    Returns what the ledger actually charged: the price, capped so the balance never goes negative.
+    """
     key = call.key
     assert key is not None
     if cost is None:
         cost = runtime.prices.charge_microcents(operation, usage)
-    await state.ledger.settle(
+    charged = await state.ledger.settle(
         hold,
         cost,
         request_id=call.request_id,
@@ -95,8 +98,8 @@ async def settle(
     )
     state.limiter.record_tokens(key.id, estimated_tokens=estimated_tokens, actual_tokens=usage_tokens(usage))
     call.usage = usage
-    call.cost_microcents = cost
-    return cost
+    call.cost_microcents = charged
+    return charged
 
 
 def _fingerprint(call: Call, raw_body: bytes) -> bytes:

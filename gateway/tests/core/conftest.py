@@ -247,6 +247,22 @@ def gateway(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def slow_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, ObservingUpstream]]:
+    """A gateway in front of an :class:`ObservingUpstream` (1 cent per 1k tokens either way), one per module."""
+    upstream = ObservingUpstream().start()
+    gateway = GatewayProcess(Path(tmp_path_factory.mktemp("slow")), admin_token=ADMIN_TOKEN, config={
+        "deployments": [{
+            "id": "slow", "backend": "upstream", "base_url": upstream.base_url,
+            "operations": ["chat.completions"], "params": ["max_tokens"],
+            "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
+        }],
+    }).start()
+    yield gateway, upstream
+    gateway.stop()
+    upstream.stop()
+
+
 @pytest.fixture
 def tenant(gateway: GatewayProcess) -> Tenant:
     return new_tenant(gateway)

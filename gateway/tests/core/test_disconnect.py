@@ -10,29 +10,11 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, ObservingUpstream, new_tenant
-
-
-@pytest.fixture(scope="module")
-def slow_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, ObservingUpstream]]:
-    upstream = ObservingUpstream().start()
-    gateway = GatewayProcess(Path(tmp_path_factory.mktemp("slow")), admin_token=ADMIN_TOKEN, config={
-        "deployments": [{
-            "id": "slow", "backend": "upstream", "base_url": upstream.base_url,
-            "operations": ["chat.completions"], "params": ["max_tokens"],
-            "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
-        }],
-    }).start()
-    yield gateway, upstream
-    gateway.stop()
-    upstream.stop()
+from .conftest import ObservingUpstream, new_tenant
 
 
 def _open(gateway: GatewayProcess, key: str, body: dict[str, object],

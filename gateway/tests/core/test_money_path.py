@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import admin, new_tenant
+from .conftest import ObservingUpstream, admin, new_tenant
 
 CHAT = {"model": "smollm2", "messages": [{"role": "user", "content": "Say yes"}], "max_tokens": 3}
 
@@ -103,3 +105,25 @@ def test_topup_and_debit_never_below_zero(gateway: GatewayProcess) -> None:
     debit = admin(gateway, "POST", f"/workspaces/{tenant.workspace_id}/credits", {"cents": -100})
     assert debit.status in (200, 400)
     assert tenant.balance()["balance_cents"] >= 0
+
+
+def test_reported_cost_is_what_was_charged_when_the_balance_caps_it(
+    slow_gateway: tuple[GatewayProcess, ObservingUpstream],
+) -> None:
+    gateway, _ = slow_gateway
+    # The hold covers 37 tokens (36 input, max_tokens 1); the upstream reports 53 (1000 micro-cents each),
+    # but the workspace only has 45,000 micro-cents: the ledger charges 45,000 and the balance ends at zero.
+    tenant = new_tenant(gateway, credits_cents=0.045)
+    response = tenant.post("/chat/completions", {"model": "slow", "max_tokens": 1,
+                                                 "messages": [{"role": "user", "content": "fast-cap"}]})
+    assert response.status == 200, response.body
+    assert response.json()["usage"]["total_tokens"] == 53
+    assert tenant.balance()["balance_cents"] == 0
+    assert response.headers["x-runinfra-cost-microcents"] == "45000"
+    deadline = time.monotonic() + 5
+    while True:
+        rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert [row["cost_microcents"] for row in rows] == [45000]
