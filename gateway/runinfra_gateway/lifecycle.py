@@ -198,9 +198,10 @@ async def verify_deployments(state: GatewayState, *, out: TextIO | None = None) 
 
 
 async def close_gateway(state: GatewayState) -> None:
-    """Flush logs, the ledger and idempotency records, close backends and the database."""
+    """Flush logs, the ledger, rate-limit counters and idempotency records, close backends and the database."""
     await state.request_log.close()
     await state.registry.aclose()
+    await state.limiter.close()  # reports the last consumption to Redis and closes that connection
     close_idempotency = getattr(state.idempotency, "close", None)
     if close_idempotency is not None:
         await close_idempotency()

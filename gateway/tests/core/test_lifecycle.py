@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
+from money.servers import redis_server
 from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
 from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, admin, chat_config, new_tenant, request
@@ -181,3 +183,28 @@ def test_graceful_shutdown_drains_a_stream_in_flight(llama: LlamaServer, tmp_pat
         assert _balance_microcents(restarted, tenant.workspace_id)[1] == 0
     finally:
         restarted.stop()
+
+
+def test_graceful_shutdown_closes_the_shared_rate_limit_connection(tmp_path: Path) -> None:
+    upstream = ObservingUpstream().start()
+    try:
+        with redis_server() as redis_url:
+            gateway = GatewayProcess(tmp_path, admin_token=ADMIN_TOKEN, env={"PYTHONWARNINGS": "always"}, config={
+                "server": {"redis_url": redis_url},
+                "deployments": [{"id": "slow", "backend": "upstream", "base_url": upstream.base_url,
+                                 "operations": ["chat.completions"]}],
+            }).start()
+            tenant = new_tenant(gateway, requests_per_minute=100)
+            answer = tenant.post("/chat/completions", {"model": "slow",
+                                                       "messages": [{"role": "user", "content": "fast"}]})
+            assert answer.status == 200
+            assert gateway.stop() == 0
+            shared = redis.Redis.from_url(redis_url)
+            try:
+                assert shared.keys(f"runinfra:ratelimit:*:{tenant.key_id}")  # the request was reported to Redis
+            finally:
+                shared.close()
+        stderr = gateway.stderr()
+        assert "ResourceWarning" not in stderr, stderr[-2000:]
+    finally:
+        upstream.stop()
