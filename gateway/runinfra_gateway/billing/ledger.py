@@ -3,21 +3,22 @@
 Hot path: :meth:`Ledger.hold`, :meth:`Ledger.settle` and :meth:`Ledger.release`
 check and update an in-memory account and add one record to the journal; they never
 wait for the database. They run on the event loop without awaiting between the
-check and the update, so concurrent requests can never overspend. The records
-added during one event-loop pass are written together, with one ``os.write`` (no
-fsync), by a callback scheduled with ``loop.call_soon``; ``settle``, ``adjust`` and
-``open_account`` wait for that write before they return. A writer task copies
+check and the update, so concurrent requests can never overspend. Journal writes
+are grouped per event-loop pass: the first record of a pass is written at once (a
+quiet gateway waits for nothing), the records the rest of the pass adds are written
+together with one ``os.write`` (no fsync) by a callback scheduled with
+``loop.call_soon``, and each call waits for the write holding its record before it
+returns. Busy, concurrent requests share the system call (and the moment the loop
+thread gives up the GIL to make it). A writer task copies
 journal records into the append-only ``credit_ledger`` table in batches, on a timer
 (``flush_interval_seconds``) or once ``batch_size`` records are waiting.
 
 Crash guarantees (kill -9 at any instant):
 
-* A settle, adjustment or account opening whose call returned is in the journal,
-  and so is every record added before it; a hold or release is written at the end
-  of the event-loop pass that made it (before its request can hear back from a
-  backend). :meth:`Ledger.start` replays every record SQL has not seen, exactly once
-  (the checkpoint advances in the same transaction as the rows). A hold the journal
-  never got was never settled either: nothing was charged for it.
+* A hold, settle, release or adjustment whose call returned is in the journal, and
+  so is every record added before it. :meth:`Ledger.start` replays every record SQL
+  has not seen, exactly once (the checkpoint advances in the same transaction as the
+  rows).
 * A hold with no settle or release when the process died is *orphaned*: the
   request never had its charge recorded, so its response was never sent as a
   charged success. ``start()`` releases it in full: it is not charged.
@@ -156,7 +157,7 @@ class Ledger:
         records.sort(key=lambda record: int(record["s"]))
         tail = [record for record in records if record["s"] > checkpoint]
         if tail:
-            checkpoint = await self._db.run(functools.partial(apply_records, records=tail))
+            checkpoint = (await self._db.run(functools.partial(apply_records, records=tail))).checkpoint
             logger.info("credit journal: replayed %d record(s) into the ledger", len(tail))
         self._checkpoint = checkpoint
         self._seq = max([checkpoint] + [int(record["s"]) for record in records])
@@ -262,6 +263,7 @@ class Ledger:
         account.held += microcents
         hold = Hold(seq, workspace_id, microcents, request_id)
         self._open[seq] = hold
+        await self._journaled()
         return hold
 
     async def settle(
@@ -319,6 +321,7 @@ class Ledger:
         self._require_started()
         if hold.hold_id in self._open:
             self._release(hold, orphaned=False)
+            await self._journaled()
 
     def _release(self, hold: Hold, *, orphaned: bool) -> None:
         record: dict[str, Any] = {"k": "release", "w": hold.workspace_id, "h": hold.hold_id, "a": hold.microcents}
@@ -338,17 +341,19 @@ class Ledger:
             raise RuntimeError("the credit ledger is not running (start() not called, or closed)")
 
     def _append(self, record: dict[str, Any], *, hold: bool = False) -> int:
-        """Add one record to the journal (written at the end of this loop pass) and queue it for SQL."""
+        """Add one record to the journal (see :meth:`_journaled`) and queue it for SQL."""
         seq = self._seq + 1
         record["s"] = seq
         record["t"] = time.time()
         if hold:
             record["h"] = seq
         self._journal.add(seq, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        if self._journal_write is None:
+            # The first record of this loop pass is written now; the rest of the pass joins the next write.
+            self._journal_write = asyncio.get_running_loop().call_soon(self._write_journal)
+            self._journal.write()
         self._seq = seq
         self._pending.append(record)
-        if self._journal_write is None:
-            self._journal_write = asyncio.get_running_loop().call_soon(self._write_journal)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
         return seq
@@ -398,6 +403,12 @@ class Ledger:
         async with self._flush_lock:
             while self._pending:
                 batch = self._pending[: self._batch_size]
-                self._checkpoint = await self._db.run(functools.partial(apply_records, records=batch))
+                applied = await self._db.run(
+                    functools.partial(
+                        apply_records, records=batch, checkpoint=self._checkpoint, accounts=self._sql_accounts
+                    )
+                )
+                self._checkpoint = applied.checkpoint
+                self._sql_accounts.update(applied.accounts)
                 del self._pending[: len(batch)]
                 self._journal.discard_through(self._checkpoint)
