@@ -3,23 +3,30 @@
 One function, :func:`apply_records`, serves both the batch writer and crash
 recovery: it skips records at or below the checkpoint and advances it in the same
 transaction, so a batch is applied exactly once however often it is offered.
+
+The batch writer passes what it already knows (the checkpoint and each account as
+SQL holds it after the last committed batch, both kept in memory by the ledger, the
+only writer of these tables), so a batch is written without reading anything back:
+one executemany UPDATE of the accounts, one executemany INSERT of the rows, the open
+holds and the checkpoint. Recovery passes nothing and the same function reads them.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.billing.models import CreditAccount, JournalCheckpoint, LedgerEntry, OpenHold
-from runinfra_gateway.webhooks.credits import credit_events, funds
+from runinfra_gateway.webhooks.credits import credit_events
 
-__all__ = ["LedgerSnapshot", "apply_records", "ledger_sums", "read_checkpoint", "read_snapshot"]
+__all__ = ["AppliedBatch", "LedgerSnapshot", "apply_records", "ledger_sums", "read_checkpoint", "read_snapshot"]
 
 _CHECKPOINT_ID = 1
 
@@ -30,6 +37,14 @@ class LedgerSnapshot:
 
     accounts: dict[str, tuple[int, int]]
     open_holds: list[tuple[int, str, int, str]]  # hold_id, workspace_id, amount, request_id
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    """The checkpoint after a batch, and each account the batch touched as SQL now holds it."""
+
+    checkpoint: int
+    accounts: dict[str, tuple[int, int]]  # workspace_id -> (balance, held) micro-cents
 
 
 def read_checkpoint(session: Session) -> int:
@@ -111,12 +126,43 @@ def _insert_entries(session: Session, entries: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(statement, entries)
 
 
-def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
-    """Write ``records`` (in sequence order) as ledger rows; returns the new checkpoint."""
-    done = read_checkpoint(session)
+_CREDIT_ACCOUNTS = cast(Table, CreditAccount.__table__)
+_MOVE_ACCOUNT = (
+    update(_CREDIT_ACCOUNTS)
+    .where(_CREDIT_ACCOUNTS.c.workspace_id == bindparam("w"))
+    .values(
+        balance_microcents=_CREDIT_ACCOUNTS.c.balance_microcents + bindparam("d_balance"),
+        held_microcents=_CREDIT_ACCOUNTS.c.held_microcents + bindparam("d_held"),
+        updated_at=bindparam("now"),
+    )
+)
+
+
+def _read_accounts(session: Session, workspaces: list[str]) -> dict[str, tuple[int, int]]:
+    rows = session.execute(
+        select(CreditAccount.workspace_id, CreditAccount.balance_microcents, CreditAccount.held_microcents).where(
+            CreditAccount.workspace_id.in_(workspaces)
+        )
+    )
+    return {row.workspace_id: (int(row.balance_microcents), int(row.held_microcents)) for row in rows}
+
+
+def apply_records(
+    session: Session,
+    records: list[dict[str, Any]],
+    *,
+    checkpoint: int | None = None,
+    accounts: Mapping[str, tuple[int, int]] | None = None,
+) -> AppliedBatch:
+    """Write ``records`` (in sequence order) as ledger rows.
+
+    ``checkpoint`` and ``accounts`` are what SQL holds now, if the caller knows (the
+    batch writer does); otherwise they are read here (recovery).
+    """
+    done = read_checkpoint(session) if checkpoint is None else checkpoint
     fresh = [record for record in records if record["s"] > done]
     if not fresh:
-        return done
+        return AppliedBatch(done, {})
     # A hold opened and closed within this batch nets to zero: only its charge (if any) becomes a row.
     # Holds that stay open across a batch boundary get their hold row and, later, their release row.
     opened = {record["h"]: record for record in fresh if record["k"] == "hold"}
@@ -148,31 +194,31 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
             raise ValueError(f"credit journal record {record['s']} has unknown kind {kind!r}")
 
     now = time.time()
-    funds_before = funds(session, balance_delta)
-    existing = set(
-        session.scalars(select(CreditAccount.workspace_id).where(CreditAccount.workspace_id.in_(balance_delta)))
-    )
-    missing = [workspace for workspace in balance_delta if workspace not in existing]
+    touched = list(balance_delta)
+    if accounts is None:
+        before = _read_accounts(session, touched)
+    else:
+        before = {w: accounts[w] for w in touched if w in accounts}
+    missing = [workspace for workspace in touched if workspace not in before]
     if missing:
         session.execute(
             insert(CreditAccount),
-            [
-                {"workspace_id": w, "balance_microcents": 0, "held_microcents": 0, "updated_at": now}
-                for w in missing
-            ],
+            [{"workspace_id": w, "balance_microcents": 0, "held_microcents": 0, "updated_at": now} for w in missing],
         )
-    for workspace, delta in balance_delta.items():
-        session.execute(
-            update(CreditAccount)
-            .where(CreditAccount.workspace_id == workspace)
-            .values(
-                balance_microcents=CreditAccount.balance_microcents + delta,
-                held_microcents=CreditAccount.held_microcents + held_delta.get(workspace, 0),
-                updated_at=now,
-            )
-        )
-    # Webhooks: credits.low / credits.depleted, in this transaction, once per crossing.
-    credit_events(session, funds_before, funds(session, balance_delta))
+    session.connection().execute(
+        _MOVE_ACCOUNT,
+        [{"w": w, "d_balance": balance_delta[w], "d_held": held_delta.get(w, 0), "now": now} for w in touched],
+    )
+    after = {}
+    for workspace in touched:
+        balance, held = before.get(workspace, (0, 0))
+        after[workspace] = (balance + balance_delta[workspace], held + held_delta.get(workspace, 0))
+    # Webhooks: credits.low / credits.depleted, in this transaction, once per crossing (funds = balance + held).
+    credit_events(
+        session,
+        {w: sum(before.get(w, (0, 0))) for w in touched},
+        {w: balance + held for w, (balance, held) in after.items()},
+    )
     _insert_entries(session, entries)
     new_holds = [
         {"hold_id": h, "workspace_id": r["w"], "amount_microcents": r["a"], "request_id": r["r"]}
@@ -184,14 +230,14 @@ def apply_records(session: Session, records: list[dict[str, Any]]) -> int:
     old_holds = [h for h in closed if h not in opened]
     if old_holds:
         session.execute(delete(OpenHold).where(OpenHold.hold_id.in_(old_holds)))
-    checkpoint = fresh[-1]["s"]
+    new_checkpoint = int(fresh[-1]["s"])
     if done == 0 and session.get(JournalCheckpoint, _CHECKPOINT_ID) is None:
-        session.add(JournalCheckpoint(id=_CHECKPOINT_ID, seq=checkpoint))
+        session.add(JournalCheckpoint(id=_CHECKPOINT_ID, seq=new_checkpoint))
     else:
         session.execute(
-            update(JournalCheckpoint).where(JournalCheckpoint.id == _CHECKPOINT_ID).values(seq=checkpoint)
+            update(JournalCheckpoint).where(JournalCheckpoint.id == _CHECKPOINT_ID).values(seq=new_checkpoint)
         )
-    return int(checkpoint)
+    return AppliedBatch(new_checkpoint, after)
 
 
 def ledger_sums(session: Session) -> dict[str, int]:
