@@ -77,7 +77,7 @@ async def open_gateway(
         ledger=ledger,
         limiter=RateLimiter(redis_url=settings.redis_url),
         idempotency=idempotency,
-        registry=Registry(),
+        registry=Registry(data_dir=settings.data_dir),
         pipelines=PipelineTable(),
         keys=KeyTable(db),
         admin_token=admin_token,

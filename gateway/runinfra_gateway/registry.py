@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Mapping
 
 from runinfra_gateway.backends.base import Backend
@@ -119,8 +120,12 @@ def _describe(config: DeploymentConfig) -> tuple[Mapping[str, frozenset[str]], t
     return allowed, voices
 
 
-def build_backend(config: DeploymentConfig) -> Backend:
-    """Construct the backend of a deployment (may load model weights: call from a worker thread)."""
+def build_backend(config: DeploymentConfig, *, data_dir: Path | None = None) -> Backend:
+    """Construct the backend of a deployment (may load model weights: call from a worker thread).
+
+    Embedded engines keep their caches (verified-weights stamps, trained weights) under
+    ``data_dir`` (the gateway's ``--data-dir``) unless the deployment's table names its own.
+    """
     if config.backend == "upstream":
         from runinfra_gateway.backends.upstream import UpstreamBackend
 
@@ -128,7 +133,10 @@ def build_backend(config: DeploymentConfig) -> Backend:
         return upstream
     from runinfra_gateway.backends.embedded import create_embedded_backend
 
-    embedded: Backend = create_embedded_backend(config.id, config.table)
+    table = config.table
+    if data_dir is not None and "data_dir" not in table:
+        table = {**table, "data_dir": str(data_dir)}
+    embedded: Backend = create_embedded_backend(config.id, table)
     return embedded
 
 
@@ -155,7 +163,10 @@ def _short(exc: BaseException) -> str:
 class Registry:
     """Deployment id → :class:`DeploymentRuntime`; verification runs here."""
 
-    def __init__(self, *, on_change: Callable[[DeploymentRuntime], Any] | None = None) -> None:
+    def __init__(
+        self, *, on_change: Callable[[DeploymentRuntime], Any] | None = None, data_dir: Path | None = None
+    ) -> None:
+        self._data_dir = data_dir  # handed to embedded engines (see build_backend)
         self._by_id: dict[str, DeploymentRuntime] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._on_change = on_change
@@ -199,7 +210,7 @@ class Registry:
             try:
                 if runtime.backend is None:
                     say(runtime.id, f"loading ({runtime.config.backend})")
-                    runtime.backend = await asyncio.to_thread(build_backend, runtime.config)
+                    runtime.backend = await asyncio.to_thread(build_backend, runtime.config, data_dir=self._data_dir)
                 say(runtime.id, f"verifying {', '.join(runtime.declared_operations)}")
                 results = await runtime.backend.verify(list(runtime.declared_operations))
             except Exception as exc:  # a broken engine must not take the gateway down

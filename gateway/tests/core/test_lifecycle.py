@@ -208,3 +208,17 @@ def test_graceful_shutdown_closes_the_shared_rate_limit_connection(tmp_path: Pat
         assert "ResourceWarning" not in stderr, stderr[-2000:]
     finally:
         upstream.stop()
+
+
+def test_embedded_engines_keep_their_caches_in_the_data_dir(tmp_path: Path) -> None:
+    # GatewayProcess passes --data-dir and no RUNINFRA_DATA_DIR: only the flag can lead the engine there.
+    gateway = GatewayProcess(tmp_path, admin_token=ADMIN_TOKEN, config={
+        "deployments": [{"id": "minilm", "backend": "embedded", "engine": "onnx_embeddings",
+                         "operations": ["embeddings"]}],
+    }).start()
+    try:
+        assert request(gateway.base_url, "GET", "/readyz").status == 200, gateway.stdout()
+        stamps = json.loads((tmp_path / "weights-verified.json").read_text())  # the pinned weights' hash stamps
+        assert any(path.endswith("model.onnx") for path in stamps)
+    finally:
+        gateway.stop()
