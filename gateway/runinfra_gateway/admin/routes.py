@@ -23,7 +23,7 @@ from runinfra_gateway.auth.keys import bearer_token
 from runinfra_gateway.edge.body import check_content_type, parse_json_object
 from runinfra_gateway.state import GatewayState
 
-__all__ = ["create_admin_app"]
+__all__ = ["authorize_admin", "create_admin_app", "read_json_body"]
 
 _ADMIN_BODY_LIMIT = 1024 * 1024
 Handler = Callable[[Request, GatewayState], Awaitable[Any]]
@@ -33,7 +33,8 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-async def _authorize(request: Request, state: GatewayState) -> None:
+async def authorize_admin(request: Request, state: GatewayState) -> None:
+    """Pass only with the admin token: 401 for a wrong or missing one, 403 for an API key."""
     authorization = request.headers.get("authorization")
     raw = authorization.encode("latin-1") if authorization is not None else None
     token = bearer_token(raw)
@@ -47,7 +48,8 @@ async def _authorize(request: Request, state: GatewayState) -> None:
     state.admin_token.check(raw)
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def read_json_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object body, as strictly checked as on /v1 (1 MiB at most, typed errors)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > _ADMIN_BODY_LIMIT:
         raise errors.request_too_large(_ADMIN_BODY_LIMIT)
@@ -65,7 +67,7 @@ def _endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaita
     async def endpoint(request: Request) -> Response:
         state: GatewayState = request.app.state.gateway
         try:
-            await _authorize(request, state)
+            await authorize_admin(request, state)
             result = await handler(request, state)
         except errors.GatewayError as exc:
             return Response(exc.body_bytes(), status_code=exc.status, headers=exc.headers,
@@ -78,7 +80,7 @@ def _endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaita
 
 
 async def _create_workspace(request: Request, state: GatewayState) -> Any:
-    return await service.create_workspace(state, await _body(request))
+    return await service.create_workspace(state, await read_json_body(request))
 
 
 async def _list_workspaces(request: Request, state: GatewayState) -> Any:
@@ -90,11 +92,11 @@ async def _get_credits(request: Request, state: GatewayState) -> Any:
 
 
 async def _adjust_credits(request: Request, state: GatewayState) -> Any:
-    return await service.adjust_credits(state, request.path_params["workspace_id"], await _body(request))
+    return await service.adjust_credits(state, request.path_params["workspace_id"], await read_json_body(request))
 
 
 async def _create_key(request: Request, state: GatewayState) -> Any:
-    return await service.create_key(state, await _body(request))
+    return await service.create_key(state, await read_json_body(request))
 
 
 async def _list_keys(request: Request, state: GatewayState) -> Any:
@@ -110,7 +112,7 @@ async def _list_deployments(request: Request, state: GatewayState) -> Any:
 
 
 async def _register_deployment(request: Request, state: GatewayState) -> Any:
-    return await service.register_deployment(state, await _body(request))
+    return await service.register_deployment(state, await read_json_body(request))
 
 
 async def _verify_deployment(request: Request, state: GatewayState) -> Any:
@@ -122,7 +124,7 @@ async def _list_pipelines(request: Request, state: GatewayState) -> Any:
 
 
 async def _create_pipeline(request: Request, state: GatewayState) -> Any:
-    return await service.create_pipeline(state, await _body(request))
+    return await service.create_pipeline(state, await read_json_body(request))
 
 
 async def _recent_requests(request: Request, state: GatewayState) -> Any:

@@ -18,8 +18,7 @@ from starlette.routing import BaseRoute, Route
 from runinfra_gateway import errors
 
 # The core's admin helpers: one admin-token check and one body parser for the whole admin API.
-from runinfra_gateway.admin.routes import _authorize
-from runinfra_gateway.admin.routes import _body as admin_body
+from runinfra_gateway.admin.routes import authorize_admin, read_json_body
 from runinfra_gateway.webhooks.service import WebhookService, endpoint_payload, only_fields
 
 __all__ = ["routes"]
@@ -42,7 +41,7 @@ def _service(request: Request) -> WebhookService:
 def _endpoint(handler: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            await _authorize(request, request.app.state.gateway)
+            await authorize_admin(request, request.app.state.gateway)
             result = await handler(request, _service(request))
         except errors.GatewayError as exc:
             return Response(
@@ -60,7 +59,7 @@ async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
     no_body = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
     if optional and no_body:
         return {}
-    return await admin_body(request)
+    return await read_json_body(request)
 
 
 def _query_limit(request: Request) -> int:
