@@ -12,8 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
-from money.servers import redis_server
-from runinfra_gateway.testing import GatewayProcess, LlamaServer
+from runinfra_gateway.testing import GatewayProcess, LlamaServer, redis_server
 
 from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, admin, chat_config, new_tenant, request
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 # The money tests own the throwaway PostgreSQL server helper; one copy of it is enough.
-from money.servers import create_database, postgres_server
-from runinfra_gateway.testing import GatewayProcess, LlamaServer
+from runinfra_gateway.testing import GatewayProcess, LlamaServer, create_database, postgres_server
 
 from .conftest import ADMIN_TOKEN, admin, chat_config, new_tenant, request
 

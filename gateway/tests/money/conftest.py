@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
+from runinfra_gateway.testing import create_database, postgres_server
 
 from .helpers import migrated_database
-from .servers import create_database, postgres_server
 
 _database_names = itertools.count(1)
 

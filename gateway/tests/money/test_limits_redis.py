@@ -8,8 +8,7 @@ from collections.abc import Iterator
 import pytest
 from runinfra_gateway.errors import GatewayError
 from runinfra_gateway.limits import RateLimiter
-
-from .servers import free_port, redis_server
+from runinfra_gateway.testing import free_port, redis_server
 
 
 @pytest.fixture(scope="module")

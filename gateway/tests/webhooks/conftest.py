@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 # The money tests' throwaway PostgreSQL server (initdb + postgres on 127.0.0.1), shared rather than copied.
-from money.servers import create_database, postgres_server
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import Workspace
+from runinfra_gateway.testing import create_database, postgres_server
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
