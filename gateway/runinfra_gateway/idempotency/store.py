@@ -26,6 +26,14 @@ request never finished and the key can be retried: the next ``begin`` takes it o
 Records expire ``retention_seconds`` (24 h) after they were made; an expired record is
 as good as absent, and ``begin`` deletes expired rows in small batches once a minute.
 
+Throughput: every ``begin``, ``complete`` and ``abandon`` goes through a
+:class:`~runinfra_gateway.idempotency.group_commit.GroupCommit`, so the requests that
+arrive while one transaction commits share the next one, and each caller resumes
+after the commit holding its record. ``begin`` for a fresh key is one
+``INSERT ... ON CONFLICT DO NOTHING`` (no read); only a key SQL already has is read
+back. Responses this process stored recently are kept in memory (bounded), so their
+replays and refusals need no database at all.
+
 Across replicas the in-memory lock is not enough: with PostgreSQL, ``begin`` would
 ``INSERT ... ON CONFLICT DO NOTHING`` and, on conflict, ``SELECT ... FOR UPDATE`` the
 row, treating an ``in_flight`` row whose lease (owner replica + heartbeat) is fresh as
@@ -36,15 +44,18 @@ record. One process is what is built here.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, cast
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
 from runinfra_gateway.billing.models import LedgerEntry
+from runinfra_gateway.idempotency.group_commit import GroupCommit
 from runinfra_gateway.idempotency.models import IdempotencyRecord
 from runinfra_gateway.store import Database
 
@@ -53,6 +64,10 @@ __all__ = ["IdempotencyStore", "StoredResponse", "check_idempotency_key"]
 _MAX_KEY_LENGTH = 255
 _MAX_FINGERPRINT_BYTES = 64
 _PURGE_BATCH = 1000
+# Finished records remembered in memory for replays without SQL: at most this many, this many body bytes.
+_RECENT_RECORDS = 4096
+_RECENT_BYTES = 16 * 1024 * 1024
+_RECORDS = cast(Table, IdempotencyRecord.__table__)
 
 _Outcome = Literal["proceed", "replay", "reused", "unavailable"]
 
@@ -64,6 +79,15 @@ class StoredResponse:
     status: int
     headers: tuple[tuple[str, str], ...]
     body: bytes
+
+
+@dataclass(frozen=True)
+class _Finished:
+    """A record this process finished, as SQL holds it (``response`` None: not replayable)."""
+
+    fingerprint: bytes
+    response: StoredResponse | None
+    expires_at: float
 
 
 def check_idempotency_key(value: str) -> None:
@@ -92,6 +116,12 @@ class IdempotencyStore:
         if max_replay_bytes < 0 or retention_seconds <= 0:
             raise ValueError("max_replay_bytes must be >= 0 and retention_seconds > 0")
         self._db = db
+        self._commits = GroupCommit(db)
+        self._insert_in_flight = (postgresql.insert if db.engine.dialect.name == "postgresql" else sqlite.insert)(
+            _RECORDS
+        ).on_conflict_do_nothing(index_elements=["key_id", "idempotency_key"])
+        self._recent: OrderedDict[tuple[str, str], _Finished] = OrderedDict()
+        self._recent_bytes = 0
         self._max_replay_bytes = max_replay_bytes
         self._retention = float(retention_seconds)
         self._purge_interval = purge_interval_seconds
@@ -118,20 +148,38 @@ class IdempotencyStore:
         running = self._in_flight.get(lock)
         if running is not None:
             raise errors.idempotency_key_reused() if running != fingerprint else errors.idempotency_key_in_use()
+        now = time.time()
+        finished = self._recent_record(lock, now)
+        if finished is not None:
+            if finished.fingerprint != fingerprint:
+                raise errors.idempotency_key_reused()
+            if finished.response is None:
+                raise errors.idempotency_replay_unavailable()
+            return finished.response
         # Taken before the first await: a concurrent begin for the same key sees it.
         self._in_flight[lock] = fingerprint
         try:
-            now = time.time()
             purge = now >= self._next_purge
             if purge:
                 self._next_purge = now + self._purge_interval
+            row = {
+                "key_id": key_id,
+                "idempotency_key": idempotency_key,
+                "fingerprint": fingerprint,
+                "state": "in_flight",
+                "request_id": request_id,
+                "created_at": now,
+                "expires_at": now + self._retention,
+            }
 
             def work(session: Session) -> tuple[_Outcome, StoredResponse | None]:
                 if purge:
                     _purge(session, now)
+                if _rowcount(session.execute(self._insert_in_flight, row)) == 1:
+                    return "proceed", None  # a fresh key: the common case, and no read
                 return self._begin_in_sql(session, lock, fingerprint, request_id, now)
 
-            outcome, stored = await self._db.run(work)
+            outcome, stored = await self._commits.run(work)
         except BaseException:
             del self._in_flight[lock]
             raise
@@ -195,33 +243,42 @@ class IdempotencyStore:
 
     async def _finish(self, key_id: str, idempotency_key: str, response: StoredResponse, fits: bool) -> None:
         lock = (key_id, idempotency_key)
-        if lock not in self._in_flight:
+        fingerprint = self._in_flight.get(lock)
+        if fingerprint is None:
             raise RuntimeError("complete() without a matching begin()")
+        values: dict[str, Any] = {
+            "state": "complete" if fits else "too_large",
+            "status": response.status,
+            "headers": orjson.dumps([list(pair) for pair in response.headers]).decode() if fits else None,
+            "body": response.body if fits else None,
+        }
+        finished_at = time.time()
 
-        def work(session: Session) -> None:
-            record = session.get(IdempotencyRecord, lock)
-            if record is None:  # purged meanwhile (a request longer than the retention): write it again
-                now = time.time()
-                record = IdempotencyRecord(
-                    key_id=key_id,
-                    idempotency_key=idempotency_key,
-                    fingerprint=self._in_flight[lock],
-                    created_at=now,
-                    expires_at=now + self._retention,
-                )
-                session.add(record)
-            record.state = "complete" if fits else "too_large"
-            record.status = response.status
-            record.headers = orjson.dumps([list(pair) for pair in response.headers]).decode() if fits else None
-            record.body = response.body if fits else None
+        def work(session: Session) -> float:
+            """Returns the record's expiry."""
+            result = session.execute(
+                update(_RECORDS)
+                .where(_RECORDS.c.key_id == key_id, _RECORDS.c.idempotency_key == idempotency_key)
+                .values(values)
+                .returning(_RECORDS.c.expires_at)
+            )
+            expires_at = result.scalar()
+            if expires_at is not None:
+                return float(expires_at)
+            # Purged meanwhile (a request longer than the retention): write it again.
+            row = {"key_id": key_id, "idempotency_key": idempotency_key, "fingerprint": fingerprint, **values}
+            row.update(created_at=finished_at, expires_at=finished_at + self._retention)
+            session.execute(_RECORDS.insert(), row)
+            return finished_at + self._retention
 
         try:
-            await self._db.run(work)
+            expires_at = await self._commits.run(work)
         except BaseException:
             self._unrecorded.add(lock)
             raise
         finally:
             del self._in_flight[lock]
+        self._remember(lock, _Finished(fingerprint, response if fits else None, expires_at))
 
     async def abandon(self, key_id: str, idempotency_key: str) -> None:
         """The request failed before it was charged: forget it so the key can be retried."""
@@ -239,9 +296,28 @@ class IdempotencyStore:
             )
 
         try:
-            await self._db.run(work)
+            await self._commits.run(work)
         finally:
             del self._in_flight[lock]
+
+    def _recent_record(self, lock: tuple[str, str], now: float) -> _Finished | None:
+        finished = self._recent.get(lock)
+        if finished is not None and finished.expires_at <= now:  # expired: as good as absent
+            self._forget(lock)
+            return None
+        return finished
+
+    def _remember(self, lock: tuple[str, str], finished: _Finished) -> None:
+        self._forget(lock)
+        self._recent[lock] = finished
+        self._recent_bytes += len(finished.response.body) if finished.response is not None else 0
+        while len(self._recent) > _RECENT_RECORDS or self._recent_bytes > _RECENT_BYTES:
+            self._forget(next(iter(self._recent)))
+
+    def _forget(self, lock: tuple[str, str]) -> None:
+        finished = self._recent.pop(lock, None)
+        if finished is not None and finished.response is not None:
+            self._recent_bytes -= len(finished.response.body)
 
     async def purge_expired(self) -> int:
         """Delete records past their retention now; returns how many went."""
@@ -261,6 +337,10 @@ def _purge(session: Session, now: float) -> int:
         select(expires).where(expires <= now).order_by(expires).offset(_PURGE_BATCH - 1).limit(1)
     )
     result = session.execute(delete(IdempotencyRecord).where(expires <= (now if batch_end is None else batch_end)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
