@@ -5,7 +5,9 @@ Prints microseconds per operation for:
   * hold + release,
   * RateLimiter.admit with both limits set (+ record_tokens),
   * Prices.estimate_microcents for a small chat body and charge_microcents,
-  * Ledger.balance (memory only).
+  * Ledger.balance (memory only),
+  * IdempotencyStore begin + complete with a fresh key per request (SQLite), one request
+    at a time and 64 at once (what ``gw+idem`` in bench/gateway_overhead pays), and a replay.
 
 Run: .venv/bin/python bench/money_hot_path.py [--requests N]
 """
@@ -14,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import tempfile
 import time
 from pathlib import Path
 
 from runinfra_gateway.billing import Ledger, Prices, Usage
+from runinfra_gateway.idempotency import IdempotencyStore, StoredResponse
 from runinfra_gateway.limits import RateLimiter
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
@@ -91,6 +95,39 @@ async def ledger_bench(directory: Path, requests: int) -> None:
     print(f"close() drained the last batches in {drain * 1000:.0f} ms")
 
 
+async def idempotency_bench(directory: Path, requests: int) -> None:
+    db = Database(f"sqlite:///{directory / 'idempotency.sqlite3'}")
+    await asyncio.to_thread(upgrade, db)
+    store = IdempotencyStore(db)
+    response = StoredResponse(200, (("content-type", "application/json"),), b'{"id":"chatcmpl-1"}' * 20)
+    fingerprint = hashlib.sha256(b"POST /v1/chat/completions\n{}").digest()
+
+    async def one(key: str) -> None:
+        assert await store.begin("key_1", key, fingerprint) is None
+        await store.complete("key_1", key, response)
+
+    started = time.perf_counter()
+    for number in range(requests):
+        await one(f"serial-{number}")
+    serial = time.perf_counter() - started
+
+    async def client(number: int) -> None:
+        for request in range(number, requests, 64):
+            await one(f"concurrent-{request}")
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(number) for number in range(64)))
+    concurrent = time.perf_counter() - started
+    started = time.perf_counter()
+    for number in range(requests):
+        await store.begin("key_1", f"concurrent-{number}", fingerprint)
+    replay = time.perf_counter() - started
+    db.close()
+    print(f"idempotency begin+complete, 1 at a time  {per_op(serial, requests)}  ({requests} requests)")
+    print(f"idempotency begin+complete, 64 at once   {per_op(concurrent, requests)}")
+    print(f"idempotency begin that replays           {per_op(replay, requests)}")
+
+
 def limiter_bench(requests: int) -> None:
     limiter = RateLimiter()
     keys = [f"key_{number}" for number in range(100)]
@@ -123,9 +160,11 @@ def prices_bench(requests: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--idempotent-requests", type=int, default=2_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         asyncio.run(ledger_bench(Path(directory), args.requests))
+        asyncio.run(idempotency_bench(Path(directory), args.idempotent_requests))
     limiter_bench(args.requests)
     prices_bench(args.requests)
 
