@@ -27,6 +27,16 @@ def cli(
     return subprocess.run([RUNINFRA, *args], capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
+def test_the_console_script_starts_without_the_server_stack() -> None:
+    # Every command builds the whole parser: the database, ASGI and engine stacks (seconds of imports)
+    # must load only when `serve` runs, so operator commands answer at once.
+    probe = ("import sys; from runinfra_gateway.cli import build_parser; build_parser(); "
+             "print(' '.join(sorted({name.split('.')[0] for name in sys.modules})))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    heavy = {"sqlalchemy", "alembic", "starlette", "uvicorn", "llama_cpp", "onnxruntime", "numpy", "aiohttp"}
+    assert heavy.isdisjoint(loaded.stdout.split()), loaded.stdout
+
+
 def test_help_is_helpful() -> None:
     top = cli(None, "--help")
     assert top.returncode == 0
