@@ -14,10 +14,13 @@ __all__ = ["AdminClient", "AdminError"]
 class AdminError(Exception):
     """The gateway refused an admin call, or could not be reached."""
 
-    def __init__(self, message: str, *, status: int | None = None, type: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, status: int | None = None, type: str | None = None, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.type = type
+        self.timed_out = timed_out  # reached (perhaps), but no answer within the client's timeout
 
 
 def _root(base_url: str) -> str:
@@ -62,6 +65,9 @@ class AdminClient:
             raise AdminError(message, status=exc.code, type=kind) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(reason, TimeoutError):
+                raise AdminError(f"the gateway at {self.root} did not answer within {self._timeout:g} s",
+                                 timed_out=True) from None
             raise AdminError(f"cannot reach the gateway at {self.root}: {reason}") from None
 
     @staticmethod

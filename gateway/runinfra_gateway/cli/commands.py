@@ -27,12 +27,13 @@ def admin_parent() -> argparse.ArgumentParser:
     return parent
 
 
-def admin_client(args: argparse.Namespace) -> AdminClient:
+def admin_client(args: argparse.Namespace, *, timeout: float = 30.0) -> AdminClient:
+    """The admin API client the command's options (or environment) name; ``timeout`` bounds each call."""
     token = args.admin_token or os.environ.get("RUNINFRA_ADMIN_TOKEN")
     if not token:
         raise AdminError("no admin token: pass --admin-token or set RUNINFRA_ADMIN_TOKEN")
     base_url = args.base_url or os.environ.get("RUNINFRA_BASE_URL") or _DEFAULT_BASE_URL
-    return AdminClient(base_url, token)
+    return AdminClient(base_url, token, timeout=timeout)
 
 
 def run_admin(args: argparse.Namespace, action: Callable[[AdminClient], Any],

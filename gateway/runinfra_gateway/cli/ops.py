@@ -138,11 +138,16 @@ def sdk_errors() -> Iterator[None]:
 # -- admin API over HTTP (the core's client) -------------------------------------------------
 
 
-def admin_call(args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def admin_call(
+    args: argparse.Namespace, method: str, path: str, body: dict[str, Any] | None = None, *,
+    timeout: float = 30.0, timeout_hint: str | None = None,
+) -> Any:
     """One admin API request; returns the decoded JSON body or raises :class:`CommandError`."""
     try:
-        return admin_client(args).request(method, path, body)
+        return admin_client(args, timeout=timeout).request(method, path, body)
     except AdminError as exc:
+        if exc.timed_out:
+            raise CommandError(str(exc), EXIT_UNREACHABLE, hint=timeout_hint) from None
         if exc.status is None:
             exit_code = EXIT_USAGE if "admin token" in str(exc) or "--base-url" in str(exc) else EXIT_UNREACHABLE
             hint = None if exit_code == EXIT_USAGE else "is `runinfra serve` running, and is --base-url right?"
@@ -230,7 +235,12 @@ def cmd_deployments_list(args: argparse.Namespace) -> int:
 
 def cmd_deployments_verify(args: argparse.Namespace) -> int:
     with progress(f"verifying {args.deployment_id}"):
-        result = admin_call(args, "POST", f"/deployments/{AdminClient.quote(args.deployment_id)}/verify")
+        # Verification loads the engine and runs a real call per operation: minutes on a cold, busy machine.
+        result = admin_call(
+            args, "POST", f"/deployments/{AdminClient.quote(args.deployment_id)}/verify", timeout=args.timeout,
+            timeout_hint=f"verification of {args.deployment_id!r} may still be running on the gateway: see "
+            "`runinfra deployments list`, or wait longer with --timeout",
+        )
     if args.json:
         print_json(result)
     else:
@@ -525,6 +535,8 @@ def register(subparsers: Any, admin_parent: argparse.ArgumentParser) -> None:
                       "Re-run every verification probe of one deployment; exits 1 if it does not pass.",
                       [admin_parent])
     verify.add_argument("deployment_id", metavar="ID", help="deployment id")
+    verify.add_argument("--timeout", type=_positive_int, default=300, metavar="SECONDS",
+                        help="how long to wait for the verification to finish (default: 300)")
 
     _command(subparsers, "models", cmd_models, "list the models (verified deployments) your key can call",
              "List the models visible to the API key, with their verified operations and voices.", [inference])

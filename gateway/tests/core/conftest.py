@@ -133,8 +133,9 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
 
 class ObservingUpstream:
     """A real local engine that behaves on cue: it streams a chunk every 50 ms until the client leaves, makes a
-    non-stream call wait until :meth:`release` (or answers at once when the prompt starts with "fast"), and
-    records which calls started and when each call's connection closed. A real engine
+    non-stream call wait until :meth:`release` (or answers at once when the prompt starts with "fast"), answers
+    the verification probe after ``probe_delay`` seconds, and records which calls started and when each call's
+    connection closed. A real engine
     cannot be asked when it noticed a disconnect, nor told to stay busy for exactly as long as a test needs."""
 
     def __init__(self) -> None:
@@ -142,6 +143,7 @@ class ObservingUpstream:
         self.started: set[str] = set()
         self._released: asyncio.Event | None = None
         self.chunks_sent: dict[str, int] = {}
+        self.probe_delay = 0.0
         self.loop = asyncio.new_event_loop()
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -151,6 +153,7 @@ class ObservingUpstream:
         body = await request.json()
         content = body["messages"][-1]["content"]
         if content == "Say OK.":  # the verification probe
+            await asyncio.sleep(self.probe_delay)
             return web.json_response({
                 "id": "probe", "object": "chat.completion", "created": 1, "model": "slow",
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "OK"}, "finish_reason": "stop"}],

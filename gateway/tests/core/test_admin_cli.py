@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, admin, new_tenant, request
+from .conftest import ADMIN_TOKEN, ObservingUpstream, admin, new_tenant, request
 
 RUNINFRA = str(Path(sys.executable).parent / "runinfra")
 
@@ -183,3 +183,23 @@ def test_registered_deployment_failing_verification_is_not_routable(gateway: Gat
     assert tenant.post("/embeddings", {"model": "registered-dead", "input": "x"}).status == 404
     again = admin(gateway, "POST", "/deployments/registered-dead/verify")
     assert again.json()["status"] == "failed"
+
+
+def test_a_slow_verification_is_waited_for_and_a_timeout_says_so(
+    slow_gateway: tuple[GatewayProcess, ObservingUpstream],
+) -> None:
+    gateway, upstream = slow_gateway
+    upstream.probe_delay = 3.0
+    try:
+        impatient = cli(gateway, "deployments", "verify", "slow", "--timeout", "1")
+        assert impatient.returncode == 4, impatient.stderr
+        assert "did not answer within 1 s" in impatient.stderr
+        assert "may still be running" in impatient.stderr
+        assert "--timeout" in impatient.stderr
+        assert ADMIN_TOKEN not in impatient.stderr + impatient.stdout
+        patient = cli(gateway, "deployments", "verify", "slow")  # the default waits minutes, not 30 s
+        assert patient.returncode == 0, patient.stderr
+        assert "verified active" in patient.stdout
+    finally:
+        upstream.probe_delay = 0.0
+    assert "default: 300" in cli(None, "deployments", "verify", "--help").stdout
