@@ -129,7 +129,7 @@ class Ledger:
         self._flush_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
         self._journal_write: asyncio.Handle | None = None
-        self._journal_written: asyncio.Future[None] | None = None
+        self._journal_waiters: list[asyncio.Future[None]] = []
         # What SQL holds per workspace (balance, held) after the last committed batch: the
         # credits.low/depleted hook compares it with the batch's result without reading it back.
         self._sql_accounts: dict[str, tuple[int, int]] = {}
@@ -363,26 +363,28 @@ class Ledger:
         if self._journal_write is not None:
             self._journal_write.cancel()  # close() writes early: the scheduled call has nothing to do
             self._journal_write = None
-        written, self._journal_written = self._journal_written, None
+        waiters, self._journal_waiters = self._journal_waiters, []
         try:
             self._journal.write()
         except OSError as error:
             # The records stay queued for SQL; a settle waiting for them fails rather than claim durability.
             logger.exception("credit journal: write failed")
-            if written is not None and not written.done():
-                written.set_exception(error)
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(error)
             return
-        if written is not None and not written.done():
-            written.set_result(None)
+        for waiter in waiters:
+            if not waiter.done():  # a caller cancelled while waiting has nothing to be told
+                waiter.set_result(None)
 
     async def _journaled(self) -> None:
         """Return once every record added so far is in the journal file (survives kill -9)."""
         if not self._journal.buffered:
             return
-        if self._journal_written is None:
-            self._journal_written = asyncio.get_running_loop().create_future()
-        # Shielded: a caller cancelled while waiting must not cancel the write others wait for.
-        await asyncio.shield(self._journal_written)
+        # One future per caller: a caller cancelled while waiting cancels only its own.
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._journal_waiters.append(waiter)
+        await waiter
 
     async def _write_loop(self) -> None:
         failures = 0
