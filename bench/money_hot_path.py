@@ -3,6 +3,7 @@
 Prints microseconds per operation for:
   * hold + settle (in-memory update + two journal appends; the batch writer runs alongside),
   * hold + release,
+  * hold, a loop pass (standing in for the backend call), settle: 64 requests at once,
   * RateLimiter.admit with both limits set (+ record_tokens),
   * Prices.estimate_microcents for a small chat body and charge_microcents,
   * Ledger.balance (memory only),
@@ -54,6 +55,24 @@ async def run_requests(ledger: Ledger, requests: int, prefix: str, *, settle: bo
     return time.perf_counter() - started
 
 
+async def run_concurrent(ledger: Ledger, requests: int, prefix: str, clients: int = 64) -> float:
+    estimate = PRICES.estimate_microcents("chat.completions", BODY)
+    charge = PRICES.charge_microcents("chat.completions", USAGE)
+
+    async def client(number: int) -> None:
+        for request in range(number, requests, clients):
+            hold = await ledger.hold("ws", estimate, request_id=f"{prefix}_{request}")
+            await asyncio.sleep(0)  # the backend call: other requests run meanwhile
+            await ledger.settle(
+                hold, charge, request_id=hold.request_id, key_id="key", deployment_id="dep",
+                operation="chat.completions", usage=USAGE, status=200,
+            )  # fmt: skip
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(number) for number in range(clients)))
+    return time.perf_counter() - started
+
+
 async def ledger_bench(directory: Path, requests: int) -> None:
     db = Database(f"sqlite:///{directory / 'bench.sqlite3'}")
     await asyncio.to_thread(upgrade, db)
@@ -83,6 +102,7 @@ async def ledger_bench(directory: Path, requests: int) -> None:
     await ledger.start()
     together = await run_requests(ledger, requests, "together", settle=True, yield_every=64)
     released = await run_requests(ledger, requests, "released", settle=False, yield_every=64)
+    concurrent = await run_concurrent(ledger, requests, "concurrent")
     started = time.perf_counter()
     await ledger.close()
     drain = time.perf_counter() - started
@@ -91,6 +111,7 @@ async def ledger_bench(directory: Path, requests: int) -> None:
     print(f"ledger batch writer (SQL), per request   {per_op(writer, requests)}  (runs in the DB thread)")
     print(f"ledger hold+settle, writer running       {per_op(together, requests)}")
     print(f"ledger hold+release, writer running      {per_op(released, requests)}")
+    print(f"ledger hold+settle, 64 at once, writer   {per_op(concurrent, requests)}")
     print(f"ledger balance()                         {per_op(balance, requests)}")
     print(f"close() drained the last batches in {drain * 1000:.0f} ms")
 
