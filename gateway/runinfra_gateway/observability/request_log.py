@@ -1,7 +1,9 @@
 """The ``request_log`` table, written in batches by a background task, never on the request path.
 
 The request path hands over a plain tuple (no dict, no datetime per request);
-rows are built when the batch is written.
+rows are built when the batch is written, at most ``interval_seconds`` after the
+first row of the batch arrived. With no rows the task sleeps until one arrives:
+an idle gateway does not wake up to write nothing.
 """
 
 from __future__ import annotations
@@ -35,18 +37,22 @@ class RequestLogWriter:
         self._db = db
         self._interval = interval_seconds
         self._pending: list[Row] = []
+        self._has_rows = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def add(self, row: Row) -> None:
         if len(self._pending) < _MAX_PENDING:  # a stuck database must not eat the memory
             self._pending.append(row)
+            self._has_rows.set()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def _loop(self) -> None:
         while True:
-            await asyncio.sleep(self._interval)
+            await self._has_rows.wait()
+            await asyncio.sleep(self._interval)  # gather the batch
+            self._has_rows.clear()  # before the flush takes the rows: one added during the write sets it again
             await self.flush()
 
     async def flush(self) -> None:
