@@ -140,7 +140,7 @@ def gateway(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> It
 # -- the browser -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # closed after the browser tests: sync Playwright keeps an event loop running in this thread
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
