@@ -140,7 +140,9 @@ def gateway(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> It
 # -- the browser -----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")  # closed after the browser tests: sync Playwright keeps an event loop running in this thread
+# Module scope: sync Playwright keeps an event loop running in this thread until it closes,
+# which would break every later suite that calls asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
