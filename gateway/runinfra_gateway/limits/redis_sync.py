@@ -61,6 +61,7 @@ return tostring(level)
 """
 
 _ACTIVE_SECONDS = 120.0  # keep syncing a key this long after its last local request
+_EXCHANGE_TIMEOUT_SECONDS = 3.0  # one Redis round trip, socket timeouts included, never takes longer
 
 
 class RedisBucketSync:
@@ -103,9 +104,11 @@ class RedisBucketSync:
                         client=pipe,
                     )
                 levels = await pipe.execute()
-        except (RedisError, OSError):
+        except (asyncio.CancelledError, RedisError, OSError) as error:
             for name, amount in reported.items():  # keep them for the next try
                 self._taken[name] += amount
+            if isinstance(error, asyncio.CancelledError):
+                raise
             if not self._failing:
                 logger.warning("rate limits: Redis unreachable; limiting per replica until it is back")
             self._failing = True
@@ -125,7 +128,18 @@ class RedisBucketSync:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            await self.sync()
+            await self._bounded_sync()
+
+    async def _bounded_sync(self) -> None:
+        # An exchange that never answers (a half-open connection, a stuck server)
+        # must neither stall later syncs nor hang shutdown; what it was reporting
+        # is kept for the next exchange (see sync).
+        try:
+            await asyncio.wait_for(self.sync(), timeout=_EXCHANGE_TIMEOUT_SECONDS)
+        except asyncio.TimeoutError:
+            if not self._failing:
+                logger.warning("rate limits: Redis did not answer in time; limiting per replica until it does")
+            self._failing = True
 
     async def close(self) -> None:
         if self._task is not None:
@@ -133,5 +147,6 @@ class RedisBucketSync:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        await self.sync()
-        await self._client.aclose()
+        await self._bounded_sync()
+        with contextlib.suppress(asyncio.TimeoutError, RedisError, OSError):
+            await asyncio.wait_for(self._client.aclose(), timeout=_EXCHANGE_TIMEOUT_SECONDS)
