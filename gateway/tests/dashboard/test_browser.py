@@ -65,6 +65,8 @@ def test_workspace_key_is_shown_once_works_in_the_sdk_and_dies_on_revoke(page: A
     assert "only time the secret is shown" in card
     assert "RUNINFRA_API_KEY" in card
     page.click("#new-key button[data-copy-target]")
+    # The clipboard write resolves asynchronously; the button says so once it has.
+    page.wait_for_selector("#new-key button[data-copy-target][data-copied=true]")
     assert page.inner_text("#new-key button[data-copy-target]") == "Copied"
     screenshot(page, "02-api-keys-new-secret")
 
