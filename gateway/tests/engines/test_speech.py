@@ -37,13 +37,18 @@ def test_every_format_decodes_to_the_same_speech(loop: Loop, name: str, request:
         if magic is not None:
             assert audio.content.startswith(magic), fmt
         decoded = decode_audio(audio.content, max_seconds=60)
-        assert decoded.seconds == pytest.approx(reference.seconds, abs=0.2), fmt
+        # Encoding keeps the call's own length (mp3/aac add up to a few frames of padding) ...
+        assert decoded.seconds == pytest.approx(audio.seconds, abs=0.15), fmt
+        # ... and every call says the same sentence: Piper's duration predictor is stochastic
+        # (noise_w), so separate calls differ by up to ~0.3 s; Flite is deterministic.
+        assert audio.seconds == pytest.approx(reference.seconds, rel=0.15), fmt
         assert float(np.sqrt(np.mean(decoded.samples**2))) > 0.02, fmt
     pcm = loop.run(backend.speech({"input": SENTENCE, "response_format": "pcm"}))
     assert pcm.content_type.startswith("audio/pcm")
     assert "rate=24000" in pcm.content_type
     samples = np.frombuffer(pcm.content, dtype="<i2")
-    assert samples.size / 24_000 == pytest.approx(reference.seconds, abs=0.05)
+    assert samples.size / 24_000 == pytest.approx(pcm.seconds, abs=0.05)
+    assert pcm.seconds == pytest.approx(reference.seconds, rel=0.15)
 
 
 def test_piper_speech_is_transcribed_back_by_whisper(

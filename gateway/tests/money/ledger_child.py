@@ -3,7 +3,9 @@
 Usage: python ledger_child.py DATABASE_URL JOURNAL_PATH PREFIX [--open CENTS] [--idempotent]
 
 Prints ``ready`` once started, then ``settled <request id> <charge>`` after each
-settle returns and ``released <request id>`` after each release returns. With
+settle returns and ``released <request id>`` after each release returns. Worker 0
+takes its hold, prints ``stuck <request id>`` and never finishes: the kill always
+finds at least that request in flight. With
 ``--idempotent`` every request carries its own Idempotency-Key and runs the way core
 wires it (begin, hold, settle, complete), printing ``completed <key> <request id>
 <charge>`` once ``complete`` returns.
@@ -67,8 +69,13 @@ async def main(db_url: str, journal_path: str, prefix: str, open_cents: float | 
                     await idempotency.abandon("key_crash", idempotency_key)
                 await asyncio.sleep(0.01)
                 continue
-            # Other requests run while this one is "in the backend".
-            await asyncio.sleep(0.05 if idempotent else 0)
+            if number == 0:
+                # A request still in the backend when the gateway dies, whatever the timing of the kill.
+                report(f"stuck {request_id}")
+                await asyncio.sleep(3600)
+            # Other requests run while this one is "in the backend"; uneven delays keep the
+            # workers out of lockstep, so the kill lands between every pair of steps.
+            await asyncio.sleep(0.01 * (number % 6) if idempotent else 0)
             if sequence % 7 == 0:
                 await ledger.release(hold)
                 if idempotent:

@@ -50,17 +50,20 @@ def run_child(
     assert child.stdout is not None
     settled: dict[str, int] = {}
     completed: dict[str, tuple[str, int]] = {}
+    stuck: list[str] = []
 
     def take(line: str) -> None:
         kind, name, *rest = line.split()
-        if kind == "settled":
+        if kind == "stuck":
+            stuck.append(name)
+        elif kind == "settled":
             settled[name] = int(rest[0])
         elif kind == "completed":
             completed[name] = (rest[0], int(rest[1]))
 
     try:
         assert child.stdout.readline().strip() == "ready"
-        while len(settled) < settles:
+        while len(settled) < settles or not stuck:
             line = child.stdout.readline()
             assert line, "the child exited before it was killed"
             take(line)
