@@ -1,25 +1,30 @@
 """The credit journal: an append-only file every hold, settle and adjustment is written to first.
 
-Each record is one JSON line. Records are buffered as they are added and
-:meth:`Journal.write` puts everything buffered into the file with a single
-``os.write`` on an ``O_APPEND`` descriptor (the ledger calls it once per event-loop
-pass, so the records of many requests share one system call). The kernel owns the
-bytes once ``write`` returns, so a written record survives ``kill -9`` of the
-gateway without an ``fsync`` on the hot path (a power cut can still lose the last
-page; that is the price of not syncing per request). The
-batch writer copies records into SQL; on start, the tail SQL has not seen yet is
-replayed. Records with a sequence number at or below the SQL checkpoint are skipped,
-so replaying twice changes nothing.
+Each record is one JSON line, copied into a memory-mapped segment file
+(``MAP_SHARED``). Once the copy is done the bytes are in the kernel's page cache,
+so a record survives ``kill -9`` of the gateway the instant :meth:`Journal.append`
+returns, with no system call and no ``fsync`` on the hot path. (A power cut can
+still lose the last pages; that is the price of not syncing per request.) No
+system call also means the event loop never gives up the GIL to journal a
+record: with a database thread busy beside it, every release could cost the loop
+a whole GIL switch interval.
 
-The journal is a series of segment files ``<name>.<first seq>``; a full segment is
-sealed and a new one opened, and sealed segments are deleted once SQL holds all of
-their records. An exclusive ``flock`` on ``<name>.lock`` keeps a second gateway
-process from sharing the journal (the kernel drops it when the process dies).
+The journal is a series of segment files ``<name>.<first seq>``. A segment's
+disk blocks are reserved (``posix_fallocate``) when it is opened, so a full disk
+fails that call with ``OSError`` instead of killing the process with ``SIGBUS``
+on a page write. A full segment is sealed (truncated to its records) and a new
+one opened; sealed segments are deleted once SQL holds all of their records. The
+batch writer copies records into SQL; on start, the tail SQL has not seen yet is
+replayed. Records with a sequence number at or below the SQL checkpoint are
+skipped, so replaying twice changes nothing. An exclusive ``flock`` on
+``<name>.lock`` keeps a second gateway process from sharing the journal (the
+kernel drops it when the process dies).
 """
 
 from __future__ import annotations
 
 import fcntl
+import mmap
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,19 +52,16 @@ class _Segment:
 
 
 class Journal:
-    """Append records to the active segment; read every segment back in order."""
+    """Append records to the mapped active segment; read every segment back in order."""
 
     def __init__(self, path: Path, *, segment_bytes: int = 16 * 1024 * 1024) -> None:
         self.path = path
         self.segment_bytes = segment_bytes
         self._lock_fd: int | None = None
-        self._fd: int | None = None
+        self._map: mmap.mmap | None = None
         self._active: _Segment | None = None
-        self._active_bytes = 0
+        self._offset = 0
         self._sealed: list[_Segment] = []
-        self._buffer: list[bytes] = []
-        self._buffer_first_seq = 0
-        self._buffer_last_seq = 0
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -74,9 +76,7 @@ class Journal:
         self._lock_fd = fd
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        self._seal()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing the descriptor drops the flock
             self._lock_fd = None
@@ -95,72 +95,77 @@ class Journal:
     def read(self) -> Iterator[dict[str, Any]]:
         """Every complete record of every segment, oldest first.
 
-        A last line without its newline is a write the process did not finish (only a
-        power cut or full disk can do that): skipped. Anything else unreadable stops
-        the start-up with :class:`JournalCorrupt`.
+        A segment the process died in ends in zeros (reserved, never written): they are
+        not records. The last line of the newest segment may be torn (the process died
+        while copying it, so its call never returned): skipped when unreadable. Anything
+        else unreadable stops the start-up with :class:`JournalCorrupt`.
         """
-        for segment in self.segments():
-            data = segment.read_bytes()
-            lines = data.split(b"\n")
-            torn_tail = lines.pop()  # b"" when the file ends with a newline
+        segments = self.segments()
+        for index, segment in enumerate(segments):
+            lines = segment.read_bytes().rstrip(b"\x00").split(b"\n")
+            if lines[-1] == b"":
+                lines.pop()  # the file ends with a newline
+            newest = index == len(segments) - 1
             for number, line in enumerate(lines, 1):
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    raise JournalCorrupt(f"{segment.name}: line {number} is not a journal record") from None
-                if not isinstance(record, dict) or not isinstance(record.get("s"), int):
+                record = _record(line)
+                if record is None:
+                    if newest and number == len(lines):
+                        break
                     raise JournalCorrupt(f"{segment.name}: line {number} is not a journal record")
                 yield record
-            del torn_tail
 
     def remove_all(self) -> None:
-        """Delete every segment and drop the buffer (SQL holds all their records); the next write opens a fresh one."""
-        self._buffer.clear()
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._active = None
+        """Delete every segment (SQL holds all their records); the next append opens a fresh one."""
+        self._seal()
         self._sealed.clear()
         for segment in self.segments():
             segment.unlink()
 
     # -- writing (hot path) ----------------------------------------------------------------------
 
-    def add(self, seq: int, line: bytes) -> None:
-        """Buffer one record (``line`` ends with a newline); it is in the file once :meth:`write` returns."""
-        if not self._buffer:
-            self._buffer_first_seq = seq
-        self._buffer.append(line)
-        self._buffer_last_seq = seq
+    def append(self, seq: int, line: bytes) -> None:
+        """Copy one record (``line`` ends with a newline) into the journal; it survives kill -9 once this returns.
 
-    @property
-    def buffered(self) -> bool:
-        return bool(self._buffer)
-
-    def write(self) -> None:
-        """Write every buffered record with a single system call (a segment never splits a write)."""
-        if not self._buffer:
-            return
-        if self._fd is None or self._active_bytes >= self.segment_bytes:
-            self._open_segment(self._buffer_first_seq)
-        assert self._fd is not None
+        Raises ``OSError`` when a new segment cannot be opened (a full disk): the record is not journaled.
+        """
+        end = self._offset + len(line)
+        if self._map is None or end > len(self._map):
+            self._open_segment(seq, len(line))
+            end = len(line)
+        assert self._map is not None
         assert self._active is not None
-        data = b"".join(self._buffer)
-        self._buffer.clear()
-        written = os.write(self._fd, data)
-        if written != len(data):  # regular files only write short on a full disk
-            raise OSError(f"credit journal: short write ({written} of {len(data)} bytes)")
-        self._active_bytes += written
-        self._active.last_seq = self._buffer_last_seq
+        self._map[self._offset : end] = line
+        self._offset = end
+        self._active.last_seq = seq
 
-    def _open_segment(self, first_seq: int) -> None:
-        if self._fd is not None and self._active is not None:
-            os.close(self._fd)
-            self._sealed.append(self._active)
+    def _open_segment(self, first_seq: int, record_bytes: int) -> None:
+        self._seal()
         segment = _Segment(self._sibling(f"{first_seq:020d}"), first_seq, first_seq - 1)
-        self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        size = max(self.segment_bytes, record_bytes)
+        fd = os.open(segment.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, size)
+            self._map = mmap.mmap(fd, size)  # MAP_SHARED: the page cache holds every byte copied in
+        except BaseException:
+            segment.path.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)  # the mapping keeps the file open
         self._active = segment
-        self._active_bytes = os.fstat(self._fd).st_size
+        self._offset = 0
+
+    def _seal(self) -> None:
+        """Unmap the active segment and cut it to its records (a segment with none is removed)."""
+        if self._map is None or self._active is None:
+            return
+        self._map.close()
+        self._map = None
+        segment, self._active = self._active, None
+        if self._offset == 0:
+            segment.path.unlink(missing_ok=True)
+            return
+        os.truncate(segment.path, self._offset)
+        self._sealed.append(segment)
 
     def discard_through(self, seq: int) -> None:
         """Delete sealed segments whose records SQL now holds (all sequence numbers <= ``seq``)."""
@@ -169,3 +174,13 @@ class Journal:
 
     def _sibling(self, suffix: str) -> Path:
         return self.path.with_name(f"{self.path.name}.{suffix}")
+
+
+def _record(line: bytes) -> dict[str, Any] | None:
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("s"), int):
+        return None
+    return record

@@ -1,16 +1,11 @@
 """The credit ledger: balances in memory, every movement journaled, SQL written in batches.
 
 Hot path: :meth:`Ledger.hold`, :meth:`Ledger.settle` and :meth:`Ledger.release`
-check and update an in-memory account and add one record to the journal; they never
-wait for the database. They run on the event loop without awaiting between the
-check and the update, so concurrent requests can never overspend. Journal writes
-are grouped per event-loop pass: the first record of a pass is written at once (a
-quiet gateway waits for nothing), the records the rest of the pass adds are written
-together with one ``os.write`` (no fsync) by a callback scheduled with
-``loop.call_soon``, and each call waits for the write holding its record before it
-returns. Busy, concurrent requests share the system call (and the moment the loop
-thread gives up the GIL to make it). A writer task copies
-journal records into the append-only ``credit_ledger`` table in batches, on a timer
+check and update an in-memory account and copy one record into the memory-mapped
+journal; they never wait for the database or make a system call. They run on the
+event loop without awaiting between the check and the update, so concurrent
+requests can never overspend. A writer task copies journal records into the
+append-only ``credit_ledger`` table in batches, on a timer
 (``flush_interval_seconds``) or once ``batch_size`` records are waiting.
 
 Crash guarantees (kill -9 at any instant):
@@ -128,8 +123,6 @@ class Ledger:
         self._wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()
         self._writer: asyncio.Task[None] | None = None
-        self._journal_write: asyncio.Handle | None = None
-        self._journal_waiters: list[asyncio.Future[None]] = []
         # What SQL holds per workspace (balance, held) after the last committed batch: the
         # credits.low/depleted hook compares it with the batch's result without reading it back.
         self._sql_accounts: dict[str, tuple[int, int]] = {}
@@ -183,7 +176,6 @@ class Ledger:
         if self._writer is not None:
             with contextlib.suppress(Exception):
                 await self._writer
-        self._write_journal()
         try:
             await self.flush()
             self._journal.remove_all()
@@ -220,7 +212,6 @@ class Ledger:
             return
         self._append({"k": "open", "w": workspace_id, "a": initial})
         self._accounts[workspace_id] = _Account(initial, 0)
-        await self._journaled()
 
     async def adjust(self, workspace_id: str, cents: float) -> Balance:
         """Admin top-up (positive) or debit (negative, stopping at zero), recorded in the ledger."""
@@ -237,9 +228,7 @@ class Ledger:
         if account is None:
             self._accounts[workspace_id] = account = _Account(0, 0)
         account.available += applied
-        balance = self.balance(workspace_id)
-        await self._journaled()
-        return balance
+        return self.balance(workspace_id)
 
     # -- the request path --------------------------------------------------------------------------
 
@@ -263,7 +252,6 @@ class Ledger:
         account.held += microcents
         hold = Hold(seq, workspace_id, microcents, request_id)
         self._open[seq] = hold
-        await self._journaled()
         return hold
 
     async def settle(
@@ -280,8 +268,7 @@ class Ledger:
     ) -> int:
         """Charge the actual price (capped so the balance stays >= 0), release the rest; returns the charge.
 
-        Journaled before it returns (the write is shared with every record added in the same
-        event-loop pass). A hold already settled or released is left alone (returns 0).
+        Journaled before it returns. A hold already settled or released is left alone (returns 0).
         """
         _check_amount("microcents", microcents)
         _check_id("request_id", request_id)
@@ -313,7 +300,6 @@ class Ledger:
         del self._open[hold.hold_id]
         account.held -= hold.microcents
         account.available += hold.microcents - charge
-        await self._journaled()
         return charge
 
     async def release(self, hold: Hold) -> None:
@@ -321,7 +307,6 @@ class Ledger:
         self._require_started()
         if hold.hold_id in self._open:
             self._release(hold, orphaned=False)
-            await self._journaled()
 
     def _release(self, hold: Hold, *, orphaned: bool) -> None:
         record: dict[str, Any] = {"k": "release", "w": hold.workspace_id, "h": hold.hold_id, "a": hold.microcents}
@@ -341,50 +326,21 @@ class Ledger:
             raise RuntimeError("the credit ledger is not running (start() not called, or closed)")
 
     def _append(self, record: dict[str, Any], *, hold: bool = False) -> int:
-        """Add one record to the journal (see :meth:`_journaled`) and queue it for SQL."""
+        """Journal one record (it survives kill -9 from here on) and queue it for SQL.
+
+        Raises ``OSError`` if the journal cannot take it; then nothing has changed.
+        """
         seq = self._seq + 1
         record["s"] = seq
         record["t"] = time.time()
         if hold:
             record["h"] = seq
-        self._journal.add(seq, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
-        if self._journal_write is None:
-            # The first record of this loop pass is written now; the rest of the pass joins the next write.
-            self._journal_write = asyncio.get_running_loop().call_soon(self._write_journal)
-            self._journal.write()
+        self._journal.append(seq, orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
         self._seq = seq
         self._pending.append(record)
         if len(self._pending) >= self._batch_size:
             self._wake.set()
         return seq
-
-    def _write_journal(self) -> None:
-        """One ``os.write`` for every record added since the last one; wakes whoever waits for it."""
-        if self._journal_write is not None:
-            self._journal_write.cancel()  # close() writes early: the scheduled call has nothing to do
-            self._journal_write = None
-        waiters, self._journal_waiters = self._journal_waiters, []
-        try:
-            self._journal.write()
-        except OSError as error:
-            # The records stay queued for SQL; a settle waiting for them fails rather than claim durability.
-            logger.exception("credit journal: write failed")
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_exception(error)
-            return
-        for waiter in waiters:
-            if not waiter.done():  # a caller cancelled while waiting has nothing to be told
-                waiter.set_result(None)
-
-    async def _journaled(self) -> None:
-        """Return once every record added so far is in the journal file (survives kill -9)."""
-        if not self._journal.buffered:
-            return
-        # One future per caller: a caller cancelled while waiting cancels only its own.
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._journal_waiters.append(waiter)
-        await waiter
 
     async def _write_loop(self) -> None:
         failures = 0

@@ -24,6 +24,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.billing.models import CreditAccount, JournalCheckpoint, LedgerEntry, OpenHold
+from runinfra_gateway.store.bulk import insert_rows
 from runinfra_gateway.webhooks.credits import credit_events
 
 __all__ = ["AppliedBatch", "LedgerSnapshot", "apply_records", "ledger_sums", "read_checkpoint", "read_snapshot"]
@@ -111,21 +112,7 @@ def _entry(record: dict[str, Any], kind: str, amount: int) -> tuple[Any, ...]:
 _NO_CHARGE = (None, None, None, None, None, None)
 
 
-def _insert_entries(session: Session, entries: list[tuple[Any, ...]]) -> None:
-    """One DB-API executemany: per-row SQLAlchemy parameter processing would cost more than the insert."""
-    if not entries:
-        return
-    connection = session.connection()
-    style = connection.dialect.paramstyle
-    marker = "?" if style == "qmark" else "%s"
-    # Built from constants only (table and column names, the driver's placeholder); values go as parameters.
-    statement = (
-        f"INSERT INTO {LedgerEntry.__tablename__} ({', '.join(_ENTRY_COLUMNS)}) "  # noqa: S608
-        f"VALUES ({', '.join([marker] * len(_ENTRY_COLUMNS))})"
-    )
-    connection.exec_driver_sql(statement, entries)
-
-
+_LEDGER_ENTRIES = cast(Table, LedgerEntry.__table__)
 _CREDIT_ACCOUNTS = cast(Table, CreditAccount.__table__)
 _MOVE_ACCOUNT = (
     update(_CREDIT_ACCOUNTS)
@@ -219,7 +206,7 @@ def apply_records(
         {w: sum(before.get(w, (0, 0))) for w in touched},
         {w: balance + held for w, (balance, held) in after.items()},
     )
-    _insert_entries(session, entries)
+    insert_rows(session, _LEDGER_ENTRIES, _ENTRY_COLUMNS, entries)
     new_holds = [
         {"hold_id": h, "workspace_id": r["w"], "amount_microcents": r["a"], "request_id": r["r"]}
         for h, r in opened.items()

@@ -12,11 +12,12 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
+from runinfra_gateway.store.bulk import insert_rows
 from runinfra_gateway.store.database import Database
 from runinfra_gateway.store.models import RequestLog
 
@@ -28,6 +29,7 @@ _COLUMNS = (
     "request_id", "client_request_id", "workspace_id", "key_id", "deployment_id", "operation", "method", "path",
     "status", "error_type", "latency_ms", "input_tokens", "output_tokens", "cost_microcents", "created",
 )
+_TABLE = cast(Table, RequestLog.__table__)
 #: One finished request, in :data:`_COLUMNS` order (``created`` as Unix seconds).
 Row = tuple[Any, ...]
 
@@ -61,10 +63,7 @@ class RequestLogWriter:
         rows, self._pending = self._pending, []
 
         def write(session: Session) -> None:
-            values = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
-            for value in values:
-                value["created"] = datetime.fromtimestamp(value["created"], timezone.utc)
-            session.execute(insert(RequestLog), values)
+            insert_rows(session, _TABLE, _COLUMNS, [(*row[:-1], _utc(row[-1])) for row in rows])
 
         try:
             await self._db.run(write)
@@ -77,3 +76,7 @@ class RequestLogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
+
+
+def _utc(created: float) -> datetime:
+    return datetime.fromtimestamp(created, timezone.utc)

@@ -246,6 +246,42 @@ def test_journal_segments_rotate_and_are_deleted_once_written(db: Database, tmp_
     assert len(charges_by_request(db)) == 200
 
 
+def test_a_journal_that_cannot_take_a_record_refuses_the_movement_and_changes_nothing(
+    db: Database, tmp_path: Path
+) -> None:
+    async def scenario() -> None:
+        ledger = make_ledger(db, tmp_path, journal_segment_bytes=600)
+        await ledger.start()
+        await ledger.open_account("ws_a", 1)
+        hold = await ledger.hold("ws_a", 100, request_id="req_ok")
+        before = ledger.balance("ws_a")
+        # The next segment cannot be created: its directory is gone and a file stands in its place.
+        journal_dir = tmp_path / "journal"
+        for path in journal_dir.iterdir():
+            path.unlink()
+        journal_dir.rmdir()
+        journal_dir.write_bytes(b"")
+        taken = 0
+        refusal: OSError | None = None
+        for number in range(20):  # more records than the mapped segment has room for
+            try:
+                await ledger.hold("ws_a", 100, request_id=f"req_{number}")
+            except OSError as error:
+                refusal = error
+                break
+            taken += 1
+        assert isinstance(refusal, NotADirectoryError)
+        assert 0 < taken < 20
+        refused = ledger.balance("ws_a")
+        assert refused.held_microcents == before.held_microcents + 100 * taken, "the refused hold reserved nothing"
+        assert refused.balance_microcents == before.balance_microcents - 100 * taken
+        with pytest.raises(NotADirectoryError):
+            await settle(ledger, hold, Usage(input_tokens=1))
+        assert ledger.balance("ws_a") == refused, "a refused settle leaves the hold open and the balance as it was"
+
+    asyncio.run(scenario())
+
+
 def test_a_failing_database_loses_nothing_and_the_writer_catches_up(db: Database, tmp_path: Path) -> None:
     async def scenario() -> None:
         ledger = make_ledger(db, tmp_path, flush_interval_seconds=0.01)

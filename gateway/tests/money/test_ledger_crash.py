@@ -141,6 +141,31 @@ def test_a_corrupt_record_inside_the_journal_stops_the_start(db: Database, tmp_p
     assert (tmp_path / "credits.00000000000000000001").exists()
 
 
+def test_a_record_torn_mid_copy_is_skipped_only_at_the_end_of_the_newest_segment(
+    db: Database, tmp_path: Path
+) -> None:
+    """kill -9 inside the copy can leave any bytes of the last record unwritten (zeros), its newline included."""
+    good = b'{"s":1,"k":"open","w":"ws","a":5,"t":0}\n'
+    torn = b'{"s":2,"k":"open","w":"ws2",\x00\x00\x00\x00\x00\n' + b"\x00" * 4000
+    (tmp_path / "credits.00000000000000000001").write_bytes(good + torn)
+
+    async def start() -> int:
+        ledger = Ledger(db, journal_path=tmp_path / "credits", topup_url="https://gateway.example/topup")
+        await ledger.start()
+        balances = (ledger.balance("ws").balance_microcents, ledger.balance("ws2").balance_microcents)
+        await ledger.close()
+        return balances[0] + balances[1]
+
+    assert asyncio.run(start()) == 5
+    assert ledger_state(db) == {"ws": (5, 5, 0, 0)}
+
+    # The same bytes in an older segment are corruption, not a crash: the start refuses.
+    (tmp_path / "credits.00000000000000000010").write_bytes(good + torn)
+    (tmp_path / "credits.00000000000000000020").write_bytes(b'{"s":20,"k":"open","w":"ws3","a":5,"t":0}\n')
+    with pytest.raises(JournalCorrupt, match="00010: line 2"):
+        asyncio.run(start())
+
+
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_kill_9_mid_request_leaves_idempotency_consistent_with_the_ledger(db: Database, tmp_path: Path) -> None:
     journal = tmp_path / "journal" / "credits"
