@@ -1,0 +1,47 @@
+"""The request log's batch insert (one executemany) on both databases: every column comes back as written."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+from runinfra_gateway.observability.request_log import RequestLogWriter
+from runinfra_gateway.store import Database
+from runinfra_gateway.store.models import RequestLog
+from sqlalchemy import select
+
+CREATED = 1_790_000_000.25  # 2026-09-21 14:13:20.25 UTC
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_request_log_rows_round_trip(db: Database) -> None:
+    rows = [
+        ("req_1", "client-1", "ws_1", "key_1", "smollm2", "chat.completions", "POST", "/v1/chat/completions",
+         200, None, 12.345, 80, 9, 1234, CREATED),
+        ("req_2", None, None, None, None, None, "GET", "/v1/nope'); DROP TABLE request_log; --",
+         404, "not_found", 0.5, 0, 0, 0, CREATED + 1),
+    ]
+
+    async def write() -> None:
+        writer = RequestLogWriter(db)
+        for row in rows:
+            writer.add(row)
+        await writer.flush()
+
+    asyncio.run(write())
+    with db.session() as session:
+        stored = list(session.scalars(select(RequestLog).order_by(RequestLog.request_id)))
+    assert [r.request_id for r in stored] == ["req_1", "req_2"]
+    first, second = stored
+    assert (first.client_request_id, first.workspace_id, first.key_id, first.deployment_id, first.operation) == (
+        "client-1", "ws_1", "key_1", "smollm2", "chat.completions"
+    )
+    assert (first.status, first.latency_ms, first.input_tokens, first.output_tokens, first.cost_microcents) == (
+        200, 12.345, 80, 9, 1234
+    )
+    assert second.path == "/v1/nope'); DROP TABLE request_log; --"
+    assert (second.error_type, second.client_request_id, second.workspace_id) == ("not_found", None, None)
+    expected = datetime.fromtimestamp(CREATED, timezone.utc)
+    created = first.created if first.created.tzinfo else first.created.replace(tzinfo=timezone.utc)
+    assert created == expected
