@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO, cast
+
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from runinfra_gateway import errors
 from runinfra_gateway.admin.routes import create_admin_app
@@ -237,8 +240,12 @@ def _dashboard(state: GatewayState) -> ASGIApp | None:
         from runinfra_gateway.dashboard import create_app as create_dashboard
     except ImportError:
         return None
-    app: ASGIApp = create_dashboard(state)
-    return app
+    # Only the dashboard reads the client's address and scheme (sign-in throttling, secure cookies), so only
+    # it trusts X-Forwarded-* from a proxy on loopback (or FORWARDED_ALLOW_IPS); /v1 skips the middleware.
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    # (uvicorn types ASGI strictly, Starlette loosely: the casts bridge the two spellings of one interface.)
+    proxied = ProxyHeadersMiddleware(cast(Any, create_dashboard(state)), trusted_hosts=trusted)
+    return cast(ASGIApp, proxied)
 
 
 def create_app(settings: Settings, *, out: TextIO | None = None) -> GatewayApp:

@@ -106,8 +106,8 @@ class Ledger:
         *,
         journal_path: Path,
         topup_url: str,
-        flush_interval_seconds: float = 0.05,
-        batch_size: int = 500,
+        flush_interval_seconds: float = 0.25,
+        batch_size: int = 2000,
         journal_segment_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self._db = db
@@ -358,9 +358,16 @@ class Ledger:
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
 
     async def _flush_pending(self) -> None:
+        """Write every record queued when this is called, in batches of at most ``batch_size``.
+
+        Records added while a batch is being written wait for the next call: looping until the
+        queue is empty would, under load, turn the timer into back-to-back tiny batches whose fixed
+        cost (a transaction, the account and checkpoint updates) dwarfs their rows.
+        """
+        through = self._seq
         async with self._flush_lock:
-            while self._pending:
-                batch = self._pending[: self._batch_size]
+            while self._pending and self._pending[0]["s"] <= through:
+                batch = [record for record in self._pending[: self._batch_size] if record["s"] <= through]
                 applied = await self._db.run(
                     functools.partial(
                         apply_records, records=batch, checkpoint=self._checkpoint, accounts=self._sql_accounts

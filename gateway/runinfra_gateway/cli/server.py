@@ -72,6 +72,7 @@ def run_server(settings: Settings, *, out: TextIO | None = None) -> int:
         access_log=False,
         log_level="warning",
         server_header=False,
+        proxy_headers=False,  # the dashboard alone applies them (see app._dashboard)
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
         timeout_keep_alive=30,
         backlog=2048,

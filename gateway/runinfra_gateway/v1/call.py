@@ -27,12 +27,15 @@ __all__ = ["Call"]
 
 _IDEMPOTENCY_KEY = re.compile(rb"^[\x20-\x7e]{1,255}$")
 _REPLAY_HEADER = (b"x-runinfra-idempotent-replay", b"true")
+#: How long a request runs before a task starts watching for its client to leave.
+_WATCH_AFTER_SECONDS = 0.05
 
 
 class Call:
     """The request, its response state and its accounting."""
 
     __slots__ = (
+        "_watch_timer",
         "_watcher",
         "client_request_id",
         "cost_microcents",
@@ -79,6 +82,7 @@ class Call:
         self.replayed = False
         self.response_started = False
         self.disconnected = False
+        self._watch_timer: asyncio.TimerHandle | None = None
         self._watcher: asyncio.Task[None] | None = None
 
     # -- request ---------------------------------------------------------------------------------
@@ -97,10 +101,20 @@ class Call:
     # -- cancelling the work when the client goes away ---------------------------------------------
 
     def watch_disconnect(self) -> None:
-        """From now on (the body is read), a client disconnect cancels this request's task."""
+        """From now on (the body is read), a client disconnect cancels this request's task.
+
+        The watcher (a task waiting on ``receive``) starts only once the request has run for
+        :data:`_WATCH_AFTER_SECONDS`: most requests finish sooner, and a timer costs far less than
+        a task per request. Work that outlives it (a generation, a long stream) is still cancelled
+        within that delay of the client leaving.
+        """
         task = asyncio.current_task()
         if task is None:
             return
+        self._watch_timer = asyncio.get_running_loop().call_later(_WATCH_AFTER_SECONDS, self._start_watching, task)
+
+    def _start_watching(self, task: asyncio.Task[Any]) -> None:
+        self._watch_timer = None
         self._watcher = asyncio.get_running_loop().create_task(self._watch(task))
 
     async def _watch(self, task: asyncio.Task[Any]) -> None:
@@ -114,6 +128,9 @@ class Call:
 
     def stop_watching(self) -> None:
         """The work is done (or past the point where leaving changes anything): never cancel from here on."""
+        timer, self._watch_timer = self._watch_timer, None
+        if timer is not None:
+            timer.cancel()
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.cancel()
