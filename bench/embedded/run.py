@@ -11,7 +11,8 @@ Reported per modality: median latency each way, the gateway's added time
 time-to-first-token difference and the inter-token cadence (tokens must reach
 the client as they are generated, with no batching).
 
-    python bench/embedded/run.py [--rounds 7] [--stream-rounds 30] [--only chat,stream,embeddings,speech,transcription,images]
+    python bench/embedded/run.py [--rounds 7] [--stream-rounds 30]
+                                 [--only chat,stream,embeddings,speech,transcription,images]
     python bench/embedded/run.py --direct-only       # the engine side alone (no gateway)
 """
 
