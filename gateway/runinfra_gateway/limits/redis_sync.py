@@ -76,12 +76,13 @@ class RedisBucketSync:
         self._seen: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
         self._failing = False
+        self._closing = False
 
     def took(self, kind: str, key_id: str, amount: float) -> None:
         """Note what a local admit took (negative: what a correction gave back)."""
         self._taken[(kind, key_id)] += amount
         self._seen[(kind, key_id)] = time.monotonic()
-        if self._task is None:
+        if self._task is None and not self._closing:
             with contextlib.suppress(RuntimeError):  # no running loop: a synchronous caller, nothing to share
                 self._task = asyncio.get_running_loop().create_task(self._run(), name="runinfra-ratelimit-sync")
 
@@ -126,9 +127,10 @@ class RedisBucketSync:
             local.updated = now
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._interval)
-            await self._bounded_sync()
+            if not self._closing:
+                await self._bounded_sync()
 
     async def _bounded_sync(self) -> None:
         # An exchange that never answers (a half-open connection, a stuck server)
@@ -142,6 +144,10 @@ class RedisBucketSync:
             self._failing = True
 
     async def close(self) -> None:
+        # The flag ends the loop even if the cancel below is lost: Python 3.11's wait_for returns the
+        # inner result when the cancel lands just as the exchange finishes (the redis client can also
+        # absorb one while it backs off), and awaiting the task would then wait forever.
+        self._closing = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
