@@ -21,7 +21,18 @@ from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
 
-__all__ = ["Reply", "admit", "begin_idempotent", "estimate_tokens", "run_charged", "settle", "usage_tokens"]
+__all__ = [
+    "OpenCharge",
+    "Reply",
+    "admit",
+    "begin_idempotent",
+    "cancel_charge",
+    "estimate_tokens",
+    "open_charge",
+    "run_charged",
+    "settle",
+    "usage_tokens",
+]
 
 
 @dataclass(slots=True)
@@ -138,6 +149,59 @@ async def begin_idempotent(
     return idempotency_key, True
 
 
+@dataclass(slots=True)
+class OpenCharge:
+    """An admitted call whose credits are held: what settling or giving them back needs."""
+
+    hold: Hold
+    idempotency_key: str | None
+    estimated_tokens: int
+
+
+async def open_charge(
+    state: GatewayState,
+    call: Call,
+    runtime: DeploymentRuntime,
+    operation: str,
+    estimate_body: Mapping[str, Any],
+    raw_body: bytes,
+    *,
+    hold_microcents: int | None = None,
+) -> OpenCharge | None:
+    """Admit (rate limits), take the Idempotency-Key, hold the credits; None when a stored response was replayed.
+
+    A refused hold frees the key and gives the estimated tokens back before the error propagates.
+    """
+    key = call.key
+    assert key is not None
+    estimated = estimate_tokens(operation, len(raw_body), estimate_body)
+    admit(state, call, estimated)
+    idempotency_key, replayed = await begin_idempotent(state, call, raw_body, estimated)
+    if replayed:
+        return None
+    try:
+        amount = runtime.prices.estimate_microcents(operation, estimate_body) if hold_microcents is None \
+            else hold_microcents
+        hold = await state.ledger.hold(key.workspace_id, amount, request_id=call.request_id)
+    except BaseException:
+        if idempotency_key is not None:
+            await state.idempotency.abandon(key.id, idempotency_key)
+        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        raise
+    return OpenCharge(hold, idempotency_key, estimated)
+
+
+async def cancel_charge(state: GatewayState, call: Call, charge: OpenCharge) -> None:
+    """The work failed, or the client left before a result existed: nothing is charged and the key is free."""
+    key = call.key
+    assert key is not None
+    call.stop_watching()
+    await state.ledger.release(charge.hold)
+    if charge.idempotency_key is not None:
+        await state.idempotency.abandon(key.id, charge.idempotency_key)
+    state.limiter.record_tokens(key.id, estimated_tokens=charge.estimated_tokens, actual_tokens=0)
+
+
 async def run_charged(
     state: GatewayState,
     call: Call,
@@ -152,41 +216,27 @@ async def run_charged(
     """Run ``work`` under a hold and send its reply with the exact charge (or replay a stored one)."""
     key = call.key
     assert key is not None
-    estimated = estimate_tokens(operation, len(raw_body), estimate_body)
-    admit(state, call, estimated)
-    idempotency_key, replayed = await begin_idempotent(state, call, raw_body, estimated)
-    if replayed:
+    charge = await open_charge(state, call, runtime, operation, estimate_body, raw_body,
+                               hold_microcents=hold_microcents)
+    if charge is None:
         return
-    try:
-        amount = runtime.prices.estimate_microcents(operation, estimate_body) if hold_microcents is None \
-            else hold_microcents
-        hold = await state.ledger.hold(key.workspace_id, amount, request_id=call.request_id)
-    except BaseException:
-        if idempotency_key is not None:
-            await state.idempotency.abandon(key.id, idempotency_key)
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
-        raise
     try:
         reply = await work()
     except BaseException:
-        # Failed or the client left before the result existed: nothing is charged.
-        call.stop_watching()
-        await state.ledger.release(hold)
-        if idempotency_key is not None:
-            await state.idempotency.abandon(key.id, idempotency_key)
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        await cancel_charge(state, call, charge)
         raise
     # The result exists: from here on a disconnect changes nothing (it is charged and, if keyed, replayable).
     call.stop_watching()
-    cost = await settle(state, call, hold, runtime, operation, reply.usage, reply.status, estimated,
-                        cost=reply.cost_microcents)
+    cost = await settle(state, call, charge.hold, runtime, operation, reply.usage, reply.status,
+                        charge.estimated_tokens, cost=reply.cost_microcents)
     headers = [(b"x-runinfra-cost-microcents", str(cost).encode())]
-    if idempotency_key is not None:
+    if charge.idempotency_key is not None:
         stored_headers = (
             ("content-type", reply.content_type.decode("latin-1")),
             ("x-runinfra-cost-microcents", str(cost)),
         )
         await state.idempotency.complete(
-            key.id, idempotency_key, StoredResponse(status=reply.status, headers=stored_headers, body=reply.body)
+            key.id, charge.idempotency_key,
+            StoredResponse(status=reply.status, headers=stored_headers, body=reply.body),
         )
     await call.respond(reply.status, reply.body, reply.content_type, headers)

@@ -29,7 +29,7 @@ from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.shaping import sse_error
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
-from runinfra_gateway.v1.charging import admit, begin_idempotent, estimate_tokens, settle
+from runinfra_gateway.v1.charging import cancel_charge, open_charge, settle
 
 __all__ = ["StreamShaper", "relay_stream"]
 
@@ -76,20 +76,9 @@ async def relay_stream(
     assert key is not None
     assert runtime.backend is not None
     call.stream = True
-    estimated = estimate_tokens(operation, len(raw_body), estimate_body)
-    admit(state, call, estimated)
-    idempotency_key, replayed = await begin_idempotent(state, call, raw_body, estimated)
-    if replayed:
+    charge = await open_charge(state, call, runtime, operation, estimate_body, raw_body)
+    if charge is None:
         return
-    try:
-        hold = await state.ledger.hold(
-            key.workspace_id, runtime.prices.estimate_microcents(operation, estimate_body), request_id=call.request_id
-        )
-    except BaseException:
-        if idempotency_key is not None:
-            await state.idempotency.abandon(key.id, idempotency_key)
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
-        raise
     prompt_estimate = max(1, len(raw_body) // 4)
     iterator: AsyncIterator[ChatChunk] = runtime.backend.chat_stream(chat_body)
     first: ChatChunk | None = None
@@ -99,12 +88,9 @@ async def relay_stream(
         except StopAsyncIteration:
             first = None
     except BaseException:
-        call.stop_watching()
+        call.stop_watching()  # before the awaits below: a disconnect now must not cut the clean-up short
         await _close(iterator)
-        await state.ledger.release(hold)
-        if idempotency_key is not None:
-            await state.idempotency.abandon(key.id, idempotency_key)
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        await cancel_charge(state, call, charge)
         raise
 
     status = 200
@@ -132,12 +118,12 @@ async def relay_stream(
         call.stop_watching()
         await _close(iterator)
         try:
-            await settle(state, call, hold, runtime, operation, _delivered_usage(shaper, prompt_estimate), status,
-                         estimated)
+            await settle(state, call, charge.hold, runtime, operation, _delivered_usage(shaper, prompt_estimate),
+                         status, charge.estimated_tokens)
         finally:
             # The stream started: whatever it delivered is charged, so the key never runs it again.
-            if idempotency_key is not None:
-                await state.idempotency.complete_without_replay(key.id, idempotency_key, status)
+            if charge.idempotency_key is not None:
+                await state.idempotency.complete_without_replay(key.id, charge.idempotency_key, status)
         call.status = status
 
 
