@@ -5,9 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-# The money tests own the throwaway PostgreSQL server helper; one copy of it is enough.
-from runinfra_gateway.testing import GatewayProcess, LlamaServer, create_database, postgres_server
+from runinfra_gateway.testing import GatewayProcess, LlamaServer, create_database
 
 from .conftest import ADMIN_TOKEN, admin, chat_config, new_tenant, request
 
@@ -15,36 +13,35 @@ CHAT = {"model": "smollm2", "messages": [{"role": "user", "content": "Say yes"}]
 
 
 @pytest.mark.slow
-def test_core_store_on_postgresql(llama: LlamaServer, tmp_path: Path) -> None:
-    with postgres_server() as server_url:
-        url = create_database(server_url, "runinfra_core")
-        env = {"RUNINFRA_DATABASE_URL": url}
-        config = chat_config(llama)
-        config["pipelines"] = [{"id": "pg-pipe", "workspace": "main", "deployments": {
-            "speech_to_text": "smollm2", "llm": "smollm2", "text_to_speech": "smollm2"}}]
-        gateway = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN, env=env).start()
-        try:
-            assert not (tmp_path / "runinfra.sqlite3").exists()
-            tenant = new_tenant(gateway, credits_cents=5)
-            done = tenant.post("/chat/completions", CHAT, headers={"X-Client-Request-Id": "pg-1"})
-            assert done.status == 200, done.body
-            cost = int(done.headers["x-runinfra-cost-microcents"])
-            revoked_key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": tenant.workspace_id})
-            assert admin(gateway, "DELETE", f"/keys/{revoked_key.json()['id']}").status == 200
-            pipe_key = admin(gateway, "POST", "/keys", {"scope": "pipeline", "pipeline_id": "pg-pipe"}).json()
-            rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
-            assert [row["client_request_id"] for row in rows] == ["pg-1"]
-        finally:
-            gateway.stop()
+def test_core_store_on_postgresql(llama: LlamaServer, postgres_url: str, tmp_path: Path) -> None:
+    url = create_database(postgres_url, "runinfra_core")
+    env = {"RUNINFRA_DATABASE_URL": url}
+    config = chat_config(llama)
+    config["pipelines"] = [{"id": "pg-pipe", "workspace": "main", "deployments": {
+        "speech_to_text": "smollm2", "llm": "smollm2", "text_to_speech": "smollm2"}}]
+    gateway = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN, env=env).start()
+    try:
+        assert not (tmp_path / "runinfra.sqlite3").exists()
+        tenant = new_tenant(gateway, credits_cents=5)
+        done = tenant.post("/chat/completions", CHAT, headers={"X-Client-Request-Id": "pg-1"})
+        assert done.status == 200, done.body
+        cost = int(done.headers["x-runinfra-cost-microcents"])
+        revoked_key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": tenant.workspace_id})
+        assert admin(gateway, "DELETE", f"/keys/{revoked_key.json()['id']}").status == 200
+        pipe_key = admin(gateway, "POST", "/keys", {"scope": "pipeline", "pipeline_id": "pg-pipe"}).json()
+        rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
+        assert [row["client_request_id"] for row in rows] == ["pg-1"]
+    finally:
+        gateway.stop()
 
-        restarted = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN, env=env).start()
-        try:
-            tenant.gateway = restarted
-            assert tenant.get("/models").status == 200
-            assert request(restarted.v1, "GET", "/models", key=revoked_key.json()["secret"]).status == 401
-            assert request(restarted.v1, "GET", "/pg-pipe/models", key=pipe_key["secret"]).status == 200
-            balance = tenant.balance()
-            assert round(balance["balance_cents"] * 1_000_000) == 5_000_000 - cost
-            assert balance["held_cents"] == 0
-        finally:
-            restarted.stop()
+    restarted = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN, env=env).start()
+    try:
+        tenant.gateway = restarted
+        assert tenant.get("/models").status == 200
+        assert request(restarted.v1, "GET", "/models", key=revoked_key.json()["secret"]).status == 401
+        assert request(restarted.v1, "GET", "/pg-pipe/models", key=pipe_key["secret"]).status == 200
+        balance = tenant.balance()
+        assert round(balance["balance_cents"] * 1_000_000) == 5_000_000 - cost
+        assert balance["held_cents"] == 0
+    finally:
+        restarted.stop()

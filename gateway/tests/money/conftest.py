@@ -2,7 +2,7 @@
 
 ``db`` is a fresh SQLite file; a test parametrized with
 ``@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)`` also runs on
-a fresh database of a real PostgreSQL server started once per session.
+a fresh database of the real PostgreSQL server of ``postgres_url`` (gateway/tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from pathlib import Path
 import pytest
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
-from runinfra_gateway.testing import create_database, postgres_server
+from runinfra_gateway.testing import create_database
 
 from .helpers import migrated_database
 
 _database_names = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture

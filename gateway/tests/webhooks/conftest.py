@@ -13,7 +13,7 @@ import pytest
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import Workspace
-from runinfra_gateway.testing import create_database, postgres_server
+from runinfra_gateway.testing import create_database
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
@@ -47,12 +47,6 @@ def migrated(url: str) -> Database:
         for workspace in (WORKSPACE, OTHER_WORKSPACE):
             session.add(Workspace(id=workspace, name=workspace, created=datetime.now(timezone.utc)))
     return db
-
-
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture
