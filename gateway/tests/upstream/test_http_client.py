@@ -15,6 +15,8 @@ from runinfra_gateway.backends._http_client import Endpoint
 from runinfra_gateway.backends.upstream import UpstreamBackend
 from runinfra_gateway.errors import GatewayError
 
+from .helpers import backend, refusal
+
 pytestmark = pytest.mark.anyio
 
 CHAT = {"model": "dep", "messages": [{"role": "user", "content": "hi"}]}
@@ -59,10 +61,6 @@ async def raw_server() -> AsyncIterator[Callable[[Conversation], Awaitable[tuple
     yield start
     for server in servers:
         server.close()
-
-
-def backend(url: str) -> UpstreamBackend:
-    return UpstreamBackend.from_config("dep", {"base_url": url, "health_check_interval_seconds": 0})
 
 
 async def test_keep_alive_connections_are_reused(raw_server: Callable[..., Awaitable[tuple[str, list[int]]]]) -> None:
@@ -138,12 +136,8 @@ async def test_invalid_or_cut_responses_are_deployment_errors(
 
     url, _ = await raw_server(conversation)
     b = backend(url)
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await b.chat(CHAT)
-    finally:
-        await b.aclose()
-    assert (caught.value.status, caught.value.type) == (502, "deployment_error")
+    error = await refusal(b, b.chat(CHAT))
+    assert (error.status, error.type) == (502, "deployment_error")
     assert b.replicas[0].in_flight == 0
 
 

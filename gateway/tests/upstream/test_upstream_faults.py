@@ -20,6 +20,7 @@ from runinfra_gateway.backends.upstream import UpstreamBackend
 from runinfra_gateway.errors import GatewayError
 
 from .conftest import StartServer
+from .helpers import backend, refusal
 
 pytestmark = pytest.mark.anyio
 
@@ -39,11 +40,6 @@ def frame(i: int, finish: str | None = None) -> bytes:
 
 USAGE_FRAME = b'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":3,' \
               b'"completion_tokens":2,"total_tokens":5}}\n\n'
-
-
-def backend(base: str | list[str], **table: Any) -> UpstreamBackend:
-    key = "base_urls" if isinstance(base, list) else "base_url"
-    return UpstreamBackend.from_config("dep", {key: base, "health_check_interval_seconds": 0, **table})
 
 
 async def sse_response(request: web.Request, body: bytes) -> web.StreamResponse:
@@ -67,12 +63,8 @@ async def stream_until_error(url: str) -> tuple[GatewayError, list[ChatChunk], U
     """Stream from ``url`` until the backend raises; the error, the chunks before it, and the (closed) backend."""
     b = backend(url)
     got: list[ChatChunk] = []
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await drain_into(b.chat_stream(CHAT), got)
-    finally:
-        await b.aclose()
-    return caught.value, got, b
+    error = await refusal(b, drain_into(b.chat_stream(CHAT), got))
+    return error, got, b
 
 
 async def wait_for_disconnect(request: web.Request, seen: asyncio.Event, seconds: float = 10) -> None:
@@ -210,12 +202,8 @@ async def test_non_stream_malformed_json_is_a_deployment_error(start_server: Sta
         return web.Response(body=b'{"choices": [', content_type="application/json")
 
     b = backend(await start_server({"POST /v1/chat/completions": chat}))
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await b.chat(CHAT)
-    finally:
-        await b.aclose()
-    assert (caught.value.status, caught.value.type) == (502, "deployment_error")
+    error = await refusal(b, b.chat(CHAT))
+    assert (error.status, error.type) == (502, "deployment_error")
 
 
 # -- timeouts ----------------------------------------------------------------------------------
@@ -250,12 +238,8 @@ async def test_a_stream_that_goes_silent_times_out(start_server: StartServer) ->
         return response
 
     b = backend(await start_server({"POST /v1/chat/completions": chat}), timeout_seconds=0.3)
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await collect(b.chat_stream(CHAT))
-    finally:
-        await b.aclose()
-    assert caught.value.status == 504
+    error = await refusal(b, collect(b.chat_stream(CHAT)))
+    assert error.status == 504
 
 
 async def test_a_body_that_stalls_after_the_head_times_out_with_504(start_server: StartServer) -> None:
@@ -329,13 +313,9 @@ async def test_no_failover_once_the_engine_has_answered(start_server: StartServe
     a = await start_server({"POST /v1/chat/completions": failing("a")})
     c = await start_server({"POST /v1/chat/completions": failing("b")})
     b = backend([a, c])
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await b.chat(CHAT)
-    finally:
-        await b.aclose()
-    assert caught.value.status == 502
-    assert "kaput" in caught.value.message
+    error = await refusal(b, b.chat(CHAT))
+    assert error.status == 502
+    assert "kaput" in error.message
     assert calls["a"] + calls["b"] == 1
 
 
@@ -593,13 +573,9 @@ async def test_an_oversized_answer_is_refused_not_buffered(start_server: StartSe
         return response
 
     b = backend(await start_server({"POST /v1/chat/completions": chat}), max_response_bytes=1024 * 1024)
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await b.chat(CHAT)
-    finally:
-        await b.aclose()
-    assert (caught.value.status, caught.value.type) == (502, "deployment_error")
-    assert "max_response_bytes" in caught.value.message
+    error = await refusal(b, b.chat(CHAT))
+    assert (error.status, error.type) == (502, "deployment_error")
+    assert "max_response_bytes" in error.message
 
 
 @pytest.mark.parametrize(
@@ -609,12 +585,8 @@ async def test_a_content_type_that_cannot_be_a_header_is_refused(content_type: s
     b = backend("http://127.0.0.1:9/v1")
     upload = TranscriptionInput(file=b"x", filename="a.wav", file_content_type="audio/wav", fields={},
                                 raw_body=b"--x--\r\n", raw_content_type=content_type)
-    try:
-        with pytest.raises(GatewayError) as caught:
-            await b.transcribe(upload)
-    finally:
-        await b.aclose()
-    assert (caught.value.status, caught.value.type) == (400, "invalid_request_error")
+    error = await refusal(b, b.transcribe(upload))
+    assert (error.status, error.type) == (400, "invalid_request_error")
 
 
 async def test_verify_probes_images_speech_and_embeddings(start_server: StartServer) -> None:
