@@ -24,7 +24,7 @@ from runinfra_gateway.admin.routes import create_admin_app
 from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
 from runinfra_gateway.edge.request_id import new_request_id
 from runinfra_gateway.edge.responses import send_bytes, send_error, send_json
-from runinfra_gateway.lifecycle import close_gateway, open_gateway, verify_deployments
+from runinfra_gateway.lifecycle import close_gateway, open_gateway, tune_gc_for_serving, verify_deployments
 from runinfra_gateway.settings import Settings
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
@@ -75,7 +75,11 @@ class GatewayApp:
         start_webhooks = getattr(state.webhooks, "start", None)
         if start_webhooks is not None:
             await start_webhooks()
-        self._verifier = asyncio.get_running_loop().create_task(verify_deployments(state, out=self._out))
+        self._verifier = asyncio.get_running_loop().create_task(self._load_and_verify(state))
+
+    async def _load_and_verify(self, state: GatewayState) -> None:
+        await verify_deployments(state, out=self._out)
+        tune_gc_for_serving()  # the models are loaded: everything alive now stays for the process's life
 
     async def shutdown(self) -> None:
         if self._verifier is not None and not self._verifier.done():

@@ -37,7 +37,7 @@ from runinfra_gateway.store.models import ApiKey, DeploymentRecord, PipelineReco
 from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import SecretBox, SecretBoxError
 
-__all__ = ["Announcer", "close_gateway", "open_gateway", "verify_deployments"]
+__all__ = ["Announcer", "close_gateway", "open_gateway", "tune_gc_for_serving", "verify_deployments"]
 
 #: Where first-run secrets and progress go (``runinfra serve`` prints them to stdout).
 Announcer = Callable[[str], None]
@@ -195,12 +195,11 @@ async def verify_deployments(state: GatewayState, *, out: TextIO | None = None) 
         await state.registry.verify(runtime.id, progress)
     configured = [state.registry.get(config.id) for config in state.settings.deployments]
     state.ready = all(runtime is not None and runtime.active for runtime in configured)
-    tune_gc_for_serving()
     say("runinfra: ready" if state.ready else "runinfra: NOT ready: a configured deployment failed verification")
 
 
 def tune_gc_for_serving() -> None:
-    """Keep the cyclic garbage collector off the request path once start-up is done.
+    """Keep the cyclic garbage collector off the request path once start-up (models included) is done.
 
     Everything alive now (modules, models, settings) is frozen out of its sight, and young
     collections run after 50,000 allocations instead of 700: a serving gateway makes almost
