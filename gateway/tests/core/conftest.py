@@ -227,13 +227,6 @@ class ObservingUpstream:
 
 
 @pytest.fixture(scope="session")
-def llama() -> Iterator[LlamaServer]:
-    server = LlamaServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
 def gateway(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     dead = {
         "id": "dead-upstream",

@@ -121,19 +121,9 @@ def serve_gateway(
 
 
 @pytest.fixture(scope="session")
-def llama_upstream() -> Iterator[str]:
-    """``python -m llama_cpp.server`` with SmolLM2-135M; yields its ``…/v1`` base URL."""
-    server = LlamaServer().start(timeout=120)
-    try:
-        yield server.base_url
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def gateway(llama_upstream: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The suite's gateway (see :func:`suite_deployments`)."""
-    with serve_gateway(tmp_path_factory.mktemp("gateway"), deployments=suite_deployments(llama_upstream)) as gw:
+    with serve_gateway(tmp_path_factory.mktemp("gateway"), deployments=suite_deployments(llama.base_url)) as gw:
         yield gw
 
 

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from runinfra_gateway.testing import LlamaServer
 
 from .conftest import WORKSPACE, Gateway, serve_gateway
 from .http_session import DashboardSession
@@ -270,8 +271,8 @@ def test_oversized_form_bodies_are_refused_before_they_are_buffered(
     assert browser_session.get("/deployments").status == 200
 
 
-def test_snippets_use_the_configured_public_base_url(llama_upstream: str, tmp_path: Path) -> None:
-    only_llm = {"deployments": [{"id": "smollm2", "backend": "upstream", "base_url": llama_upstream,
+def test_snippets_use_the_configured_public_base_url(llama: LlamaServer, tmp_path: Path) -> None:
+    only_llm = {"deployments": [{"id": "smollm2", "backend": "upstream", "base_url": llama.base_url,
                                  "model": "smollm2", "operations": ["chat.completions"]}]}
     with serve_gateway(tmp_path, deployments=only_llm, server={"public_base_url": "https://gw.example.com"}) as gw:
         session = DashboardSession(gw.dashboard)

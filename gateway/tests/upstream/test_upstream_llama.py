@@ -10,6 +10,7 @@ import pytest
 from runinfra_gateway.backends.upstream import UpstreamBackend
 from runinfra_gateway.errors import GatewayError
 from runinfra_gateway.shaping import ChatStreamShaper, ResponsesStreamAdapter, chat_to_response, responses_to_chat
+from runinfra_gateway.testing import LlamaServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -24,10 +25,10 @@ HELLO = {"model": "smollm2", "messages": [{"role": "user", "content": "Say hello
 
 
 @pytest.fixture
-async def engine(llama_server: str, dead_url: str) -> AsyncIterator[UpstreamBackend]:
+async def engine(llama: LlamaServer, dead_url: str) -> AsyncIterator[UpstreamBackend]:
     # A dead replica listed first: every test here also exercises failover to the live one.
     backend = UpstreamBackend.from_config("smollm2", {
-        "base_urls": [dead_url, llama_server], "model": "smollm2-upstream", "load_balancing": "round_robin",
+        "base_urls": [dead_url, llama.base_url], "model": "smollm2-upstream", "load_balancing": "round_robin",
         "health_check_interval_seconds": 0.5,
     })
     yield backend
