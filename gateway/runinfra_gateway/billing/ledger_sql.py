@@ -7,7 +7,7 @@ transaction, so a batch is applied exactly once however often it is offered.
 The batch writer passes what it already knows (the checkpoint and each account as
 SQL holds it after the last committed batch, both kept in memory by the ledger, the
 only writer of these tables), so a batch is written without reading anything back:
-one executemany UPDATE of the accounts, one executemany INSERT of the rows, the open
+one executemany UPDATE of the accounts, multi-row INSERTs of the rows, the open
 holds and the checkpoint. Recovery passes nothing and the same function reads them.
 """
 

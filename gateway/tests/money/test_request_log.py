@@ -1,4 +1,4 @@
-"""The request log's batch insert (one executemany) on both databases: every column comes back as written."""
+"""The request log's batch insert (multi-row INSERTs) on both databases: every column comes back as written."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 import pytest
 from runinfra_gateway.observability.request_log import RequestLogWriter
 from runinfra_gateway.store import Database
+from runinfra_gateway.store.bulk import MAX_PARAMETERS
 from runinfra_gateway.store.models import RequestLog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 CREATED = 1_790_000_000.25  # 2026-09-21 14:13:20.25 UTC
 
@@ -45,3 +46,27 @@ def test_request_log_rows_round_trip(db: Database) -> None:
     expected = datetime.fromtimestamp(CREATED, timezone.utc)
     created = first.created if first.created.tzinfo else first.created.replace(tzinfo=timezone.utc)
     assert created == expected
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> None:
+    per_statement = MAX_PARAMETERS // 15
+    count = 2 * per_statement + 3  # two full statements and a short one
+    rows = [
+        (f"req_{i:06d}", None, "ws_1", "key_1", "smollm2", "chat.completions", "POST", "/v1/chat/completions",
+         200, None, 1.0, i, 1, i, CREATED + i)
+        for i in range(count)
+    ]
+
+    async def write() -> None:
+        writer = RequestLogWriter(db)
+        for row in rows:
+            writer.add(row)
+        await writer.flush()
+
+    asyncio.run(write())
+    with db.session() as session:
+        stored = session.execute(select(func.count(), func.sum(RequestLog.input_tokens))).one()
+        last = session.scalars(select(RequestLog).where(RequestLog.request_id == f"req_{count - 1:06d}")).one()
+    assert tuple(stored) == (count, sum(range(count)))
+    assert (last.cost_microcents, last.output_tokens) == (count - 1, 1)
