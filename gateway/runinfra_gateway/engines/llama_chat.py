@@ -240,20 +240,18 @@ class LlamaChatEngine:
             )
 
         def run(model: _LoadedModel, emit: Callable[[ChatChunk], None], cancelled: threading.Event) -> None:
-            started = False
-
-            def on_text(piece: str) -> None:
-                nonlocal started
-                if not started:
-                    emit(chunk({"role": "assistant", "content": ""}, None))
-                    started = True
-                emit(chunk({"content": piece}, None))
-
-            gen = self._generate(model, params, on_text, cancelled)
+            # The role chunk leaves once the prompt is accepted, before it is evaluated: the response
+            # headers and this chunk reach the client while the model reads the prompt, so only the
+            # first token's own chunk is left on the way to the first token.
+            gen = self._generate(
+                model,
+                params,
+                lambda piece: emit(chunk({"content": piece}, None)),
+                cancelled,
+                on_start=lambda: emit(chunk({"role": "assistant", "content": ""}, None)),
+            )
             if gen.finish_reason == "cancelled":
                 return
-            if not started:
-                emit(chunk({"role": "assistant", "content": ""}, None))
             emit(chunk({}, gen.finish_reason))
             if params.include_usage:
                 emit(
@@ -312,6 +310,8 @@ class LlamaChatEngine:
         params: ChatParams,
         on_text: Callable[[str], None] | None,
         cancelled: threading.Event,
+        *,
+        on_start: Callable[[], None] | None = None,
     ) -> Generation:
         llm = model.llm
         prompt = self.prompt_tokens(model, params.messages)
@@ -326,6 +326,8 @@ class LlamaChatEngine:
                 param="messages",
             )
         limit = min(params.max_tokens or room, room)
+        if on_start is not None:
+            on_start()
         scanner = _StopScanner(params.stop)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         parts: list[str] = []

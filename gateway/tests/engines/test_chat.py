@@ -154,6 +154,28 @@ def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat
     assert time.monotonic() - started < 120
 
 
+def test_the_role_chunk_leaves_before_the_prompt_is_read(loop: Loop, chat: EmbeddedBackend) -> None:
+    # A long prompt takes the model a while to read; the role chunk (and so, through the gateway, the
+    # response headers) must not wait for it. Closing right after that chunk stops generation before
+    # a single token was produced.
+    engine = chat.engine
+    before = dict(engine.counters)
+    long_prompt = [{"role": "user", "content": "Summarise this. " + "The tide comes in and goes out. " * 180}]
+
+    async def first_chunk_then_close() -> dict[str, Any]:
+        stream = chat.chat_stream({"messages": long_prompt, "temperature": 0, "max_tokens": 50})
+        first = await stream.__anext__()
+        await stream.aclose()  # type: ignore[attr-defined]
+        return first.data
+
+    first = loop.run(first_chunk_then_close())
+    assert first["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    loop.run(chat.chat({"messages": QUESTION, "max_tokens": 1}))  # the slot is free again
+    after = engine.counters
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["cancelled_tokens"] == before["cancelled_tokens"]
+
+
 def test_a_full_queue_answers_503_with_retry_after(loop: Loop, engines: Any) -> None:
     busy = engines.get("smollm2-busy", engine="llama_cpp", n_ctx=512, workers=1, queue_size=1)
     long_body = {"messages": [{"role": "user", "content": "Count to one thousand."}], "max_tokens": 400}
