@@ -297,15 +297,21 @@ def main() -> int:
 
         print()
         # Medians show the typical call; minima the cost with the least interference from other
-        # processes on a shared machine (the gateway's own cost is the difference either way).
-        print(f"{'modality':<30}{'':>4}{'direct ms':>11}{'gateway ms':>12}{'added ms':>10}{'added %':>9}")
+        # processes on a shared machine (the gateway's own cost is the difference either way). Each
+        # round times one call each way back to back, so "pair" (the median of the per-round
+        # differences, over the median direct time) cancels load that drifts between rounds.
+        print(f"{'modality':<30}{'':>5}{'direct ms':>11}{'gateway ms':>12}{'added ms':>10}{'added %':>9}")
         for label, d_times, g_times in rows:
             for kind, pick in (("med", _median), ("min", min)):
                 d = pick(d_times)
                 g = pick(g_times) if g_times else float("nan")
                 added = g - d
                 name = label if kind == "med" else ""
-                print(f"{name:<30}{kind:>4}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+                print(f"{name:<30}{kind:>5}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+            if g_times:
+                added = _median([gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)])
+                d = _median(d_times)
+                print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%")
 
         if "embeddings" in wanted:
             _throughput(loop, direct["embeddings"], gateway, http_client, args.rounds)
