@@ -20,6 +20,7 @@ from typing import TextIO
 import uvicorn
 
 from runinfra_gateway.app import create_app
+from runinfra_gateway.edge import GatewayHttpProtocol
 from runinfra_gateway.settings import Settings
 
 __all__ = ["bind", "run_server"]
@@ -74,7 +75,7 @@ def run_server(settings: Settings, *, out: TextIO | None = None) -> int:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http="httptools",
+        http=GatewayHttpProtocol,  # uvicorn's httptools protocol with a request-head cap (edge/http_protocol.py)
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -1,13 +1,16 @@
-"""The edge: request ids, body limits and parsing, and how responses and errors are sent."""
+"""The edge: the HTTP protocol (head cap), request ids, body limits and parsing, how responses and errors are sent."""
 
 from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
 from runinfra_gateway.edge.body import check_content_type, parse_json_object, read_body
+from runinfra_gateway.edge.http_protocol import MAX_HEAD_BYTES, GatewayHttpProtocol
 from runinfra_gateway.edge.request_id import client_request_id, new_request_id
 from runinfra_gateway.edge.responses import JSON, send_bytes, send_error, send_json
 
 __all__ = [
     "JSON",
+    "MAX_HEAD_BYTES",
     "ASGIApp",
+    "GatewayHttpProtocol",
     "Message",
     "Receive",
     "Scope",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from urllib.parse import urlsplit
 
 import pytest
+from runinfra_gateway.edge import MAX_HEAD_BYTES
 from runinfra_gateway.testing import GatewayProcess
 
 from .conftest import Tenant, admin, request
@@ -142,6 +144,7 @@ def test_header_injection_in_client_request_id_is_not_reflected(gateway: Gateway
     )
     assert answer.startswith(b"HTTP/1.1 400")
     assert b"Injected" not in answer
+    assert b"x-request-id: req_" in answer
     # A hostile but well-formed value is not echoed anywhere and is dropped from the log.
     hostile = '{"status": 200} x' * 20
     response = tenant.get("/models", headers={"X-Client-Request-Id": hostile})
@@ -170,3 +173,97 @@ def test_healthz_readyz_metrics(gateway: GatewayProcess) -> None:
     assert metrics.status == 200
     assert b"runinfra_requests_total" in metrics.body
     assert b'runinfra_deployment_active{deployment="smollm2"} 1.0' in metrics.body
+
+
+def _exchange(gateway: GatewayProcess, payload: bytes, *, then_stream: int = 0) -> bytes:
+    """Send ``payload`` (then up to ``then_stream`` more bytes of header value) and read until the server closes."""
+    parts = urlsplit(gateway.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
+        try:
+            sock.sendall(payload)
+            for _ in range(then_stream // 65536):
+                sock.sendall(b"a" * 65536)
+        except OSError:
+            pass  # the gateway answered and closed while we were still sending
+        answer = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+    return answer
+
+
+def _refusal(gateway: GatewayProcess, head: bytes, *, then_stream: int = 0) -> tuple[bytes, dict[str, str], bytes]:
+    """The status line, headers and body of the one answer to ``head``."""
+    status_and_headers, _, body = _exchange(gateway, head, then_stream=then_stream).partition(b"\r\n\r\n")
+    status, *lines = status_and_headers.split(b"\r\n")
+    headers = {k.decode().lower(): v.decode() for k, _, v in (line.partition(b": ") for line in lines)}
+    return status, headers, body
+
+
+def test_an_endless_request_head_is_cut_off_with_431(gateway: GatewayProcess) -> None:
+    # Without a cap the server keeps every header byte and never answers; with it, the head stops at 64 KiB.
+    status, headers, body = _refusal(gateway, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", then_stream=8 << 20)
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert headers["x-request-id"].startswith("req_")
+    assert headers["connection"] == "close"
+    assert json.loads(body)["error"] == {
+        "message": "The request line and headers are over 64 KiB.",
+        "type": "invalid_request_error",
+        "code": "request_headers_too_large",
+        "param": None,
+    }
+    assert request(gateway.base_url, "GET", "/healthz").status == 200  # the gateway is unharmed
+
+
+def test_many_headers_over_the_cap_are_431_and_just_under_it_are_served(gateway: GatewayProcess) -> None:
+    def head(total: int) -> bytes:
+        lines = [b"GET /healthz HTTP/1.1", b"Host: x", b"Connection: close"]
+        size = sum(len(line) + 2 for line in lines) + 2
+        index = 0
+        while size < total:
+            value = b"v" * min(4000, max(1, total - size - 20))
+            line = b"X-Filler-%d: %s" % (index, value)
+            lines.append(line)
+            size += len(line) + 2
+            index += 1
+        return b"\r\n".join(lines) + b"\r\n\r\n"
+
+    over, _, body = _refusal(gateway, head(MAX_HEAD_BYTES + 2000))
+    assert over.startswith(b"HTTP/1.1 431"), body[:200]
+    under, _, body = _refusal(gateway, head(MAX_HEAD_BYTES - 4000))
+    assert under == b"HTTP/1.1 200 OK", body[:200]
+    assert json.loads(body) == {"status": "ok"}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"GET /he\x01lthz HTTP/1.1", b"GET /\xff\xfe HTTP/1.1", b"BREW /healthz HTTP/1.1", b"GET /healthz HTTP/9.9",
+     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"],  # the last: a TLS ClientHello on the plain port
+)
+def test_a_request_that_is_not_http_gets_the_json_400_with_a_request_id(gateway: GatewayProcess, line: bytes) -> None:
+    status, headers, body = _refusal(gateway, line + b"\r\nHost: x\r\n\r\n")
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert headers["x-request-id"].startswith("req_")
+    assert json.loads(body)["error"]["code"] == "invalid_http_request"
+
+
+def test_a_large_body_in_the_same_read_as_its_head_is_not_counted_as_head(tenant: Tenant) -> None:
+    # 1 MiB arrives with the head in the first reads; only the head counts toward the cap.
+    response = tenant.post(CHAT, b"x" * (1 << 20), headers={"Content-Type": "application/json"})
+    assert response.status == 400, response.body[:200]
+    assert response.error["code"] == "invalid_json"
+
+
+def test_pipelined_requests_each_start_a_fresh_head(gateway: GatewayProcess) -> None:
+    # Three requests in one write, each head 40 KiB: together over the cap, each one under it.
+    filler = b"X-Filler: " + b"v" * (40 * 1024) + b"\r\n"
+    one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n"
+    last = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + filler + b"Connection: close\r\n\r\n"
+    answer = _exchange(gateway, one + one + last)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3, answer[:300]
+    assert b"431" not in answer
