@@ -15,6 +15,7 @@ File format (every table optional)::
     max_body_bytes = 26214400
     redis_url = "redis://..."             # shared rate limits across replicas
     shutdown_grace_seconds = 30
+    request_head_timeout_seconds = 30     # 408 when a request line + headers take longer
 
     [limits]                              # defaults for keys created without their own
     requests_per_minute = 600
@@ -115,6 +116,7 @@ class Settings:
     max_body_bytes: int = 25 * 1024 * 1024
     redis_url: str | None = None
     shutdown_grace_seconds: float = 30.0
+    request_head_timeout_seconds: float = 30.0
     image_url_ttl_seconds: int = 600
     idempotency_max_replay_bytes: int = 1_000_000
     idempotency_retention_seconds: int = 86_400
@@ -181,6 +183,13 @@ def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> f
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
         raise ConfigError(f"{where}.{key}: expected a number >= 0, got {value!r}")
     return float(value)
+
+
+def _positive_number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = _number(table, key, where, default)
+    if value == 0:
+        raise ConfigError(f"{where}.{key}: expected a number > 0, got 0")
+    return value
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:
@@ -284,6 +293,7 @@ _SERVER_KEYS = frozenset(
         "max_body_bytes",
         "redis_url",
         "shutdown_grace_seconds",
+        "request_head_timeout_seconds",
         "image_url_ttl_seconds",
         "idempotency_max_replay_bytes",
         "idempotency_retention_seconds",
@@ -345,6 +355,8 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         max_body_bytes=_int(server, "max_body_bytes", "server", current.max_body_bytes, minimum=1024),
         redis_url=_opt_str(server, "redis_url", "server") or current.redis_url,
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
+        request_head_timeout_seconds=_positive_number(server, "request_head_timeout_seconds", "server",
+                                                      current.request_head_timeout_seconds),
         image_url_ttl_seconds=_int(server, "image_url_ttl_seconds", "server", current.image_url_ttl_seconds, minimum=1),
         idempotency_max_replay_bytes=_int(server, "idempotency_max_replay_bytes", "server",
                                           current.idempotency_max_replay_bytes),

@@ -75,7 +75,8 @@ def run_server(settings: Settings, *, out: TextIO | None = None) -> int:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        http=GatewayHttpProtocol,  # uvicorn's httptools protocol with a request-head cap (edge/http_protocol.py)
+        # uvicorn's httptools protocol with a cap and a timeout on the request head (edge/http_protocol.py)
+        http=GatewayHttpProtocol.configured(head_timeout_seconds=settings.request_head_timeout_seconds),
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -1,19 +1,24 @@
-"""uvicorn's httptools protocol, with a cap on the request head and the gateway's envelope on its own refusals.
+"""uvicorn's httptools protocol, with limits on the request head and the gateway's envelope on its own refusals.
 
-Two answers leave before the ASGI app sees a request, so the app cannot give
+Some answers leave before the ASGI app sees a request, so the app cannot give
 them an ``x-request-id`` or a JSON error body: uvicorn's 400 for a request that
 does not parse as HTTP/1.1, and, for a request head that never ends, nothing at
 all. httptools and uvicorn keep every byte of the request line and headers, so
 one client sending an endless header grows the process (measured: 196 MB of one
-header accepted in 40 s, +77 MB resident, never answered). Here the head is capped
-at :data:`MAX_HEAD_BYTES` (431 past it), and both refusals carry a request id and
-``{"error": {...}}`` like every other response; the connection is then closed.
+header accepted in 40 s, +77 MB resident, never answered); and uvicorn has no
+timer between a connection's first byte and its last header, so a client that
+sends a byte now and then (or connects and sends nothing) holds a connection
+forever. Here the head is capped at :data:`MAX_HEAD_BYTES` (431 past it) and must
+arrive within ``head_timeout_seconds`` of the connection or of its first byte
+(408); every refusal carries a request id and ``{"error": {...}}`` like any other
+response, and the connection is then closed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -32,13 +37,29 @@ class _HeadTooLarge(Exception):
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
-    """uvicorn's ``HttpToolsProtocol`` plus the head cap; passed to ``uvicorn.Config(http=...)``."""
+    """uvicorn's ``HttpToolsProtocol`` plus the head limits; :meth:`configured` makes the class for uvicorn."""
+
+    head_timeout_seconds: ClassVar[float] = 30.0
+
+    @classmethod
+    def configured(cls, *, head_timeout_seconds: float) -> type[GatewayHttpProtocol]:
+        """This protocol with its settings, for ``uvicorn.Config(http=...)`` (uvicorn instantiates the class)."""
+        return type(cls.__name__, (cls,), {"head_timeout_seconds": head_timeout_seconds})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._awaiting_head = True
         self._head_bytes = 0
         self._head_too_large = False
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()  # a connection that never sends a byte is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._awaiting_head:
@@ -47,11 +68,15 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # that completes is measured exactly in on_headers_complete.
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._awaiting_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
-            self._refuse(_head_too_large())
+        if self._awaiting_head and self._head_bytes and not self.transport.is_closing():
+            if self._head_bytes > MAX_HEAD_BYTES:
+                self._refuse(_head_too_large())
+            elif self._head_timer is None:  # a head begun but not finished: it has the timeout to finish
+                self._start_head_timer()
 
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
+        self._cancel_head_timer()
         # Request line and header lines as sent, give or take the method and version.
         size = len(self.url) + sum([len(name) + len(value) + 4 for name, value in self.headers])
         if size > MAX_HEAD_BYTES:
@@ -69,6 +94,26 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._refuse(_head_too_large())
         else:
             self._refuse(errors.invalid_request("The request is not valid HTTP/1.1.", code="invalid_http_request"))
+
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.head_timeout_seconds, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        timer, self._head_timer = self._head_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._awaiting_head and not self.transport.is_closing():
+            self._refuse(
+                errors.GatewayError(
+                    408,
+                    "invalid_request_error",
+                    f"The request line and headers did not arrive within {self.head_timeout_seconds:g} s.",
+                    code="request_timeout",
+                )
+            )
 
     def _refuse(self, error: errors.GatewayError) -> None:
         body = error.body_bytes()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from runinfra_gateway.edge import MAX_HEAD_BYTES
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import Tenant, admin, request
+from .conftest import ADMIN_TOKEN, Tenant, admin, request
 
 CHAT = "/chat/completions"
 GOOD = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
@@ -267,3 +269,71 @@ def test_pipelined_requests_each_start_a_fresh_head(gateway: GatewayProcess) -> 
     answer = _exchange(gateway, one + one + last)
     assert answer.count(b"HTTP/1.1 200 OK") == 3, answer[:300]
     assert b"431" not in answer
+
+
+@pytest.fixture(scope="module")
+def impatient_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+    """A gateway that gives a request head one second."""
+    config = {"server": {"request_head_timeout_seconds": 1}, "deployments": []}
+    gateway = GatewayProcess(tmp_path_factory.mktemp("impatient"), config=config, admin_token=ADMIN_TOKEN).start()
+    yield gateway
+    gateway.stop()
+
+
+def _timed_answer(gateway: GatewayProcess, sends: list[tuple[float, bytes]]) -> tuple[bytes, float]:
+    """Send each piece after its delay; return everything answered before the close, and when the close came."""
+    parts = urlsplit(gateway.base_url)
+    started = time.monotonic()
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        for delay, piece in sends:
+            time.sleep(delay)
+            try:
+                sock.sendall(piece)
+            except OSError:
+                break
+        answer = b""
+        while True:
+            try:
+                data = sock.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            answer += data
+    return answer, time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    "sends",
+    [
+        [],  # connects and never sends a byte
+        [(0.0, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")],  # a head that stops before its blank line
+        [(0.0, b"GET /healthz HTTP/1.1\r\n")] + [(0.3, b"X-Drip: 1\r\n")] * 8,  # one header every 0.3 s
+    ],
+    ids=["silent", "unfinished", "slow-drip"],
+)
+def test_a_head_that_does_not_arrive_in_time_is_408(
+    impatient_gateway: GatewayProcess, sends: list[tuple[float, bytes]]
+) -> None:
+    answer, elapsed = _timed_answer(impatient_gateway, sends)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:200]
+    assert b"x-request-id: req_" in head
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert elapsed < 5  # cut off at the timeout, not when the client gives up (the drip lasts 2.4 s)
+
+
+def test_the_head_timeout_does_not_cut_a_slow_body_or_an_idle_keep_alive(impatient_gateway: GatewayProcess) -> None:
+    # The head arrives at once; the body 1.5 s later: the request is served, not timed out.
+    body = json.dumps({"id": "slow-body", "name": "Slow body"}).encode()
+    head = (
+        b"POST /admin/v1/workspaces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    # Then 1.5 s idle on the kept-alive connection, then a second request.
+    again = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    answer, _ = _timed_answer(impatient_gateway, [(0.0, head), (1.5, body), (1.5, again)])
+    assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
+    assert answer.count(b"HTTP/1.1 ") == 2
+    assert b"HTTP/1.1 200 OK" in answer
+    assert b"408" not in answer
