@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from runinfra_gateway import errors
 from runinfra_gateway.admin.routes import create_admin_app
+from runinfra_gateway.edge import BODY_TIMED_OUT
 from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
 from runinfra_gateway.edge.request_id import new_request_id
 from runinfra_gateway.edge.responses import send_bytes, send_error, send_json
@@ -143,7 +144,11 @@ class GatewayApp:
                 raise
             call.status = 499
         except ConnectionAbortedError:
-            call.status = 499
+            if scope.get(BODY_TIMED_OUT):  # the protocol answered 408 and closed: the body stalled
+                call.status = 408
+                call.error_type = "invalid_request_error"
+            else:
+                call.status = 499
         except Exception:
             logger.exception("unhandled error in %s %s (request %s)", call.method, call.path[:200], call.request_id)
             if not call.response_started:

@@ -16,6 +16,7 @@ File format (every table optional)::
     redis_url = "redis://..."             # shared rate limits across replicas
     shutdown_grace_seconds = 30
     request_head_timeout_seconds = 30     # 408 when a request line + headers take longer
+    request_body_timeout_seconds = 30     # 408 when a request body pauses longer between reads
 
     [limits]                              # defaults for keys created without their own
     requests_per_minute = 600
@@ -117,6 +118,7 @@ class Settings:
     redis_url: str | None = None
     shutdown_grace_seconds: float = 30.0
     request_head_timeout_seconds: float = 30.0
+    request_body_timeout_seconds: float = 30.0
     image_url_ttl_seconds: int = 600
     idempotency_max_replay_bytes: int = 1_000_000
     idempotency_retention_seconds: int = 86_400
@@ -294,6 +296,7 @@ _SERVER_KEYS = frozenset(
         "redis_url",
         "shutdown_grace_seconds",
         "request_head_timeout_seconds",
+        "request_body_timeout_seconds",
         "image_url_ttl_seconds",
         "idempotency_max_replay_bytes",
         "idempotency_retention_seconds",
@@ -357,6 +360,8 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
         request_head_timeout_seconds=_positive_number(server, "request_head_timeout_seconds", "server",
                                                       current.request_head_timeout_seconds),
+        request_body_timeout_seconds=_positive_number(server, "request_body_timeout_seconds", "server",
+                                                      current.request_body_timeout_seconds),
         image_url_ttl_seconds=_int(server, "image_url_ttl_seconds", "server", current.image_url_ttl_seconds, minimum=1),
         idempotency_max_replay_bytes=_int(server, "idempotency_max_replay_bytes", "server",
                                           current.idempotency_max_replay_bytes),

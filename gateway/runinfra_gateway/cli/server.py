@@ -75,8 +75,11 @@ def run_server(settings: Settings, *, out: TextIO | None = None) -> int:
     config = uvicorn.Config(
         app,
         loop="uvloop",
-        # uvicorn's httptools protocol with a cap and a timeout on the request head (edge/http_protocol.py)
-        http=GatewayHttpProtocol.configured(head_timeout_seconds=settings.request_head_timeout_seconds),
+        # uvicorn's httptools protocol with a cap on the request head and timeouts (edge/http_protocol.py)
+        http=GatewayHttpProtocol.configured(
+            head_timeout_seconds=settings.request_head_timeout_seconds,
+            body_timeout_seconds=settings.request_body_timeout_seconds,
+        ),
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -8,10 +8,15 @@ one client sending an endless header grows the process (measured: 196 MB of one
 header accepted in 40 s, +77 MB resident, never answered); and uvicorn has no
 timer between a connection's first byte and its last header, so a client that
 sends a byte now and then (or connects and sends nothing) holds a connection
-forever. Here the head is capped at :data:`MAX_HEAD_BYTES` (431 past it) and must
-arrive within ``head_timeout_seconds`` of the connection or of its first byte
-(408); every refusal carries a request id and ``{"error": {...}}`` like any other
-response, and the connection is then closed.
+forever; likewise a body that stops arriving. Here the head is capped at
+:data:`MAX_HEAD_BYTES` (431 past it) and must arrive within
+``head_timeout_seconds`` of the connection or of its first byte (408), and a body
+may not pause for longer than ``body_timeout_seconds`` between reads (408; the app
+waiting for it sees the client leave and marks the request with
+:data:`BODY_TIMED_OUT`). Every refusal carries a request id and
+``{"error": {...}}`` like any other response, and the connection is then closed.
+Timers are armed only for heads and bodies that span reads, never for a request
+that arrives in one.
 """
 
 from __future__ import annotations
@@ -25,11 +30,13 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from runinfra_gateway import errors
 from runinfra_gateway.edge.request_id import new_request_id
 
-__all__ = ["MAX_HEAD_BYTES", "GatewayHttpProtocol"]
+__all__ = ["BODY_TIMED_OUT", "MAX_HEAD_BYTES", "GatewayHttpProtocol"]
 
 #: Request line plus headers. nginx allows 4 x 8 KiB by default and Node.js 16 KiB; 64 KiB leaves room for
 #: large cookies or tokens while bounding what one connection can make the gateway hold.
 MAX_HEAD_BYTES = 64 * 1024
+#: Set (True) in the request's ASGI scope when its body stopped arriving and the protocol answered 408.
+BODY_TIMED_OUT = "runinfra.body_timed_out"
 
 
 class _HeadTooLarge(Exception):
@@ -40,11 +47,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
     """uvicorn's ``HttpToolsProtocol`` plus the head limits; :meth:`configured` makes the class for uvicorn."""
 
     head_timeout_seconds: ClassVar[float] = 30.0
+    body_timeout_seconds: ClassVar[float] = 30.0
 
     @classmethod
-    def configured(cls, *, head_timeout_seconds: float) -> type[GatewayHttpProtocol]:
+    def configured(cls, *, head_timeout_seconds: float, body_timeout_seconds: float) -> type[GatewayHttpProtocol]:
         """This protocol with its settings, for ``uvicorn.Config(http=...)`` (uvicorn instantiates the class)."""
-        return type(cls.__name__, (cls,), {"head_timeout_seconds": head_timeout_seconds})
+        settings = {"head_timeout_seconds": head_timeout_seconds, "body_timeout_seconds": body_timeout_seconds}
+        return type(cls.__name__, (cls,), settings)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,6 +61,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_too_large = False
         self._head_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -59,6 +69,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
+        self._cancel_body_timer()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -68,7 +79,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # that completes is measured exactly in on_headers_complete.
             self._head_bytes += len(data)
         super().data_received(data)
-        if self._awaiting_head and self._head_bytes and not self.transport.is_closing():
+        if self.transport.is_closing():
+            return
+        if not self._awaiting_head:  # headers read, body not finished: it may pause this long
+            self._cancel_body_timer()
+            self._body_timer = self.loop.call_later(self.body_timeout_seconds, self._body_timed_out)
+        elif self._head_bytes:
             if self._head_bytes > MAX_HEAD_BYTES:
                 self._refuse(_head_too_large())
             elif self._head_timer is None:  # a head begun but not finished: it has the timeout to finish
@@ -85,6 +101,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        self._cancel_body_timer()
         super().on_message_complete()
         self._awaiting_head = True  # a pipelined request's head may follow
         self._head_bytes = 0
@@ -114,6 +131,29 @@ class GatewayHttpProtocol(HttpToolsProtocol):
                     code="request_timeout",
                 )
             )
+
+    def _cancel_body_timer(self) -> None:
+        timer, self._body_timer = self._body_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self._awaiting_head or self.transport.is_closing():
+            return
+        if self.cycle.response_started:  # answered without reading the body (a 401, say): just close
+            self.transport.close()
+            return
+        # Closing makes uvicorn tell the app waiting in receive() that the client left; the flag says why.
+        self.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
+        self._refuse(
+            errors.GatewayError(
+                408,
+                "invalid_request_error",
+                f"The request body stopped arriving for {self.body_timeout_seconds:g} s.",
+                code="request_timeout",
+            )
+        )
 
     def _refuse(self, error: errors.GatewayError) -> None:
         body = error.body_bytes()

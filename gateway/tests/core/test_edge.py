@@ -12,7 +12,7 @@ import pytest
 from runinfra_gateway.edge import MAX_HEAD_BYTES
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, Tenant, admin, request
+from .conftest import ADMIN_TOKEN, Tenant, admin, new_tenant, request
 
 CHAT = "/chat/completions"
 GOOD = {"model": "smollm2", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
@@ -273,8 +273,8 @@ def test_pipelined_requests_each_start_a_fresh_head(gateway: GatewayProcess) -> 
 
 @pytest.fixture(scope="module")
 def impatient_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    """A gateway that gives a request head one second."""
-    config = {"server": {"request_head_timeout_seconds": 1}, "deployments": []}
+    """A gateway that gives a request head one second, and lets a body pause for one second."""
+    config = {"server": {"request_head_timeout_seconds": 1, "request_body_timeout_seconds": 1}, "deployments": []}
     gateway = GatewayProcess(tmp_path_factory.mktemp("impatient"), config=config, admin_token=ADMIN_TOKEN).start()
     yield gateway
     gateway.stop()
@@ -323,17 +323,48 @@ def test_a_head_that_does_not_arrive_in_time_is_408(
     assert elapsed < 5  # cut off at the timeout, not when the client gives up (the drip lasts 2.4 s)
 
 
-def test_the_head_timeout_does_not_cut_a_slow_body_or_an_idle_keep_alive(impatient_gateway: GatewayProcess) -> None:
-    # The head arrives at once; the body 1.5 s later: the request is served, not timed out.
-    body = json.dumps({"id": "slow-body", "name": "Slow body"}).encode()
-    head = (
-        b"POST /admin/v1/workspaces HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-        b"Authorization: Bearer " + ADMIN_TOKEN.encode() + b"\r\nContent-Length: %d\r\n\r\n" % len(body)
-    )
-    # Then 1.5 s idle on the kept-alive connection, then a second request.
+def _post_head(path: str, token: str, length: int) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+def test_a_body_that_trickles_within_the_pause_limit_is_served_and_keep_alive_idles(
+    impatient_gateway: GatewayProcess,
+) -> None:
+    # Five pieces 0.6 s apart (3 s in all, each pause under the 1 s limit), then 1.5 s idle on the
+    # kept-alive connection, then a second request: both answered, nothing timed out.
+    body = json.dumps({"id": "trickled", "name": "A body sent in five pieces"}).encode()
+    pieces = [body[i : i + 12] for i in range(0, len(body), 12)]
+    assert len(pieces) == 5
     again = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    answer, _ = _timed_answer(impatient_gateway, [(0.0, head), (1.5, body), (1.5, again)])
+    sends = [(0.0, _post_head("/admin/v1/workspaces", ADMIN_TOKEN, len(body)))]
+    sends += [(0.6, piece) for piece in pieces] + [(1.5, again)]
+    answer, _ = _timed_answer(impatient_gateway, sends)
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
     assert answer.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 200 OK" in answer
     assert b"408" not in answer
+
+
+@pytest.mark.parametrize("sent", [0, 10], ids=["no-body-at-all", "part-of-the-body"])
+def test_a_body_that_stops_arriving_is_408_and_logged_as_such(impatient_gateway: GatewayProcess, sent: int) -> None:
+    tenant = new_tenant(impatient_gateway)
+    body = json.dumps({"model": "none", "input": "x" * 100}).encode()
+    head = _post_head("/v1/embeddings", tenant.key, len(body))
+    answer, elapsed = _timed_answer(impatient_gateway, [(0.0, head + body[:sent])])
+    status, _, payload = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:300]
+    assert b"x-request-id: req_" in status
+    assert json.loads(payload)["error"]["code"] == "request_timeout"
+    assert elapsed < 5
+    rows = admin(impatient_gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
+    assert [(row["path"], row["status"]) for row in rows] == [("/v1/embeddings", 408)]
+
+
+def test_a_stalled_body_on_an_admin_route_is_408_too(impatient_gateway: GatewayProcess) -> None:
+    head = _post_head("/admin/v1/workspaces", ADMIN_TOKEN, 100)
+    answer, elapsed = _timed_answer(impatient_gateway, [(0.0, head + b'{"name": ')])
+    assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:300]
+    assert elapsed < 5

@@ -21,6 +21,7 @@ DEPLOYMENT = {"id": "m", "backend": "upstream", "base_url": "http://127.0.0.1:1/
         ({"server": {"access_log": "yes"}}, "server.access_log"),
         ({"server": {"request_head_timeout_seconds": 0}}, "server.request_head_timeout_seconds"),
         ({"server": {"request_head_timeout_seconds": "30"}}, "server.request_head_timeout_seconds"),
+        ({"server": {"request_body_timeout_seconds": -1}}, "server.request_body_timeout_seconds"),
         ({"limits": {"requests_per_minute": 0}}, "limits.requests_per_minute"),
         ({"colour": "red"}, "config.colour"),
         ({"deployments": {"id": "x"}}, "deployments: expected an array"),
