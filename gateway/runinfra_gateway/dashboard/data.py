@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, case, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, case, cast, extract, func, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
@@ -195,9 +195,14 @@ async def adjust_credits(state: GatewayState, workspace_id: str, cents: float) -
     return float(result["balance_cents"])
 
 
-def _epoch_bucket(seconds: int) -> Any:
+def _epoch_bucket(session: Session, seconds: int) -> Any:
     """``created`` as whole periods of ``seconds`` since the epoch, computed by the database (SQLite or PostgreSQL)."""
-    return cast(extract("epoch", RequestLog.created), BigInteger) // seconds
+    epoch: ColumnElement[Any] = extract("epoch", RequestLog.created)
+    if session.get_bind().dialect.name != "sqlite":
+        # PostgreSQL's EXTRACT keeps the fraction and CAST rounds it: 23:59:59.7 would count for the next
+        # day. SQLite's STRFTIME('%s') is already whole seconds.
+        epoch = func.floor(epoch)
+    return cast(epoch, BigInteger) // seconds
 
 
 async def usage_per_day(state: GatewayState, workspace_id: str, days: int) -> list[DayPoint]:
@@ -207,7 +212,7 @@ async def usage_per_day(state: GatewayState, workspace_id: str, days: int) -> li
     await state.request_log.flush()
 
     def query(session: Session) -> dict[str, tuple[int, int, int]]:
-        day = _epoch_bucket(86_400).label("day")
+        day = _epoch_bucket(session, 86_400).label("day")
         statement = (
             select(
                 day,
@@ -285,7 +290,7 @@ async def _metrics(state: GatewayState, workspace_id: str | None) -> dict[str, _
     await state.request_log.flush()
 
     def query(session: Session) -> list[tuple[str, int, int, int, float]]:
-        bucket = _epoch_bucket(bucket_seconds).label("bucket")
+        bucket = _epoch_bucket(session, bucket_seconds).label("bucket")
         statement = (
             select(
                 RequestLog.deployment_id,

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
-# The money tests' throwaway PostgreSQL server (initdb + postgres on 127.0.0.1), shared rather than copied.
 from runinfra_gateway.store import Database
-from runinfra_gateway.store.migrate import upgrade
 from runinfra_gateway.store.models import Workspace
-from runinfra_gateway.testing import create_database
 from runinfra_gateway.webhooks.secret_box import SecretBox
 from runinfra_gateway.webhooks.service import WebhookService
 from runinfra_gateway.webhooks.settings import WebhookSettings
 
 from .receiver import Receiver
-
-_database_names = itertools.count(1)
 
 #: Runs a test on SQLite and on a real PostgreSQL server.
 BOTH_STORES = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
@@ -40,28 +33,14 @@ FAST = WebhookSettings(
 )
 
 
-def migrated(url: str) -> Database:
-    db = Database(url)
-    upgrade(db)
+@pytest.fixture
+def db(db: Database) -> Database:
+    """The shared migrated database (gateway/tests/conftest.py; PostgreSQL too with BOTH_STORES) with this
+    suite's two workspaces."""
     with db.session() as session:
         for workspace in (WORKSPACE, OTHER_WORKSPACE):
             session.add(Workspace(id=workspace, name=workspace, created=datetime.now(timezone.utc)))
     return db
-
-
-@pytest.fixture
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    """A migrated SQLite file; ``@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)``
-    also runs the test on a fresh database of a real PostgreSQL server."""
-    kind = getattr(request, "param", "sqlite")
-    if kind == "sqlite":
-        database = migrated(f"sqlite:///{tmp_path / 'gateway.sqlite3'}")
-    else:
-        assert kind == "postgresql"
-        server: str = request.getfixturevalue("postgres_url")
-        database = migrated(create_database(server, f"webhooks_{next(_database_names)}"))
-    yield database
-    database.close()
 
 
 @pytest.fixture
