@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, TextIO, cast
 
@@ -25,7 +27,13 @@ from runinfra_gateway.edge import BODY_TIMED_OUT
 from runinfra_gateway.edge.asgi import ASGIApp, Message, Receive, Scope, Send
 from runinfra_gateway.edge.request_id import new_request_id
 from runinfra_gateway.edge.responses import send_bytes, send_error, send_json
-from runinfra_gateway.lifecycle import close_gateway, open_gateway, tune_gc_for_serving, verify_deployments
+from runinfra_gateway.lifecycle import (
+    close_gateway,
+    open_gateway,
+    reload_config,
+    tune_gc_for_serving,
+    verify_deployments,
+)
 from runinfra_gateway.settings import Settings
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
@@ -60,6 +68,8 @@ class GatewayApp:
         self._admin: ASGIApp | None = None
         self._dashboard: ASGIApp | None = None
         self._verifier: asyncio.Task[None] | None = None
+        self._reloading: asyncio.Task[None] | None = None
+        self._sighup = False
 
     # -- lifespan --------------------------------------------------------------------------------
 
@@ -77,14 +87,34 @@ class GatewayApp:
         if start_webhooks is not None:
             await start_webhooks()
         self._verifier = asyncio.get_running_loop().create_task(self._load_and_verify(state))
+        if threading.current_thread() is threading.main_thread():  # signal handlers live on the main thread
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self._schedule_reload)
+            self._sighup = True
 
     async def _load_and_verify(self, state: GatewayState) -> None:
         await verify_deployments(state, out=self._out)
         tune_gc_for_serving()  # the models are loaded: everything alive now stays for the process's life
 
-    async def shutdown(self) -> None:
+    def _schedule_reload(self) -> None:
+        """SIGHUP: re-read the config file's workspaces, deployments and pipelines while serving goes on."""
+        if self._reloading is not None and not self._reloading.done():
+            print("runinfra: a reload is already running; send SIGHUP again once it is done",
+                  file=self._out or sys.stdout, flush=True)
+            return
+        self._reloading = asyncio.get_running_loop().create_task(self._reload())
+
+    async def _reload(self) -> None:
         if self._verifier is not None and not self._verifier.done():
-            self._verifier.cancel()
+            await asyncio.wait([self._verifier])  # the start-up verification first (a cancel of ours still ends us)
+        if self.state is not None:
+            await reload_config(self.state, out=self._out)
+
+    async def shutdown(self) -> None:
+        if self._sighup:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        for task in (self._verifier, self._reloading):
+            if task is not None and not task.done():
+                task.cancel()
         if self.state is not None:
             stop_webhooks = getattr(self.state.webhooks, "close", None)
             if stop_webhooks is not None:

@@ -10,9 +10,10 @@ configured deployments are active. ``close_gateway`` flushes what is pending.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -29,7 +30,14 @@ from runinfra_gateway.limits import RateLimiter
 from runinfra_gateway.observability import AccessLog, Metrics, RequestLogWriter
 from runinfra_gateway.pipeline_table import PipelineTable
 from runinfra_gateway.registry import Registry, runtime_for
-from runinfra_gateway.settings import ConfigError, Settings, parse_deployment
+from runinfra_gateway.settings import (
+    ConfigError,
+    PipelineConfig,
+    Settings,
+    WorkspaceConfig,
+    load_settings,
+    parse_deployment,
+)
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.migrate import upgrade
@@ -37,7 +45,7 @@ from runinfra_gateway.store.models import ApiKey, DeploymentRecord, PipelineReco
 from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import SecretBox, SecretBoxError
 
-__all__ = ["Announcer", "close_gateway", "open_gateway", "tune_gc_for_serving", "verify_deployments"]
+__all__ = ["Announcer", "close_gateway", "open_gateway", "reload_config", "tune_gc_for_serving", "verify_deployments"]
 
 #: Where first-run secrets and progress go (``runinfra serve`` prints them to stdout).
 Announcer = Callable[[str], None]
@@ -109,16 +117,7 @@ async def _sync_config(state: GatewayState) -> None:
     """Create the config's workspaces and pipelines if missing; register its deployments and the admin ones."""
     settings = state.settings
 
-    def existing_workspaces(session: Session) -> set[str]:
-        return set(session.scalars(select(Workspace.id)))
-
-    known = await state.db.run(existing_workspaces)
-    for workspace in settings.workspaces:
-        if workspace.id not in known:
-            await service.create_workspace(
-                state, {"id": workspace.id, "name": workspace.name, "credits_cents": workspace.credits_cents}
-            )
-
+    await _create_workspaces(state, settings.workspaces)
     for config in settings.deployments:
         try:
             state.registry.put(runtime_for(config, "config"))
@@ -141,9 +140,27 @@ async def _sync_config(state: GatewayState) -> None:
         except (ConfigError, ValueError, SecretBoxError) as exc:
             state.access_log.event("deployment_skipped", deployment=str(stored.get("id")), error=str(exc))
 
-    def upsert_pipelines(session: Session) -> None:
-        # The file is the source of truth for its pipelines: an edited one takes its new stages on restart.
-        for pipeline in settings.pipelines:
+    await _upsert_pipelines(state, settings.pipelines)
+
+
+async def _create_workspaces(state: GatewayState, workspaces: Sequence[WorkspaceConfig]) -> None:
+    """The config's workspaces that do not exist yet (an existing one keeps its credits)."""
+
+    def existing_workspaces(session: Session) -> set[str]:
+        return set(session.scalars(select(Workspace.id)))
+
+    known = await state.db.run(existing_workspaces)
+    for workspace in workspaces:
+        if workspace.id not in known:
+            await service.create_workspace(
+                state, {"id": workspace.id, "name": workspace.name, "credits_cents": workspace.credits_cents}
+            )
+
+
+async def _upsert_pipelines(state: GatewayState, pipelines: Sequence[PipelineConfig]) -> None:
+    def upsert(session: Session) -> None:
+        # The file is the source of truth for its pipelines: an edited one takes its new stages on reload.
+        for pipeline in pipelines:
             row = session.get(PipelineRecord, pipeline.id)
             if row is None:
                 session.add(PipelineRecord(id=pipeline.id, workspace_id=pipeline.workspace_id, created=_now(),
@@ -154,7 +171,7 @@ async def _sync_config(state: GatewayState) -> None:
             row.llm = pipeline.deployments["llm"]
             row.text_to_speech = pipeline.deployments["text_to_speech"]
 
-    await state.db.run(upsert_pipelines)
+    await state.db.run(upsert)
 
 
 async def _first_run_keys(state: GatewayState, say: Announcer) -> None:
@@ -196,6 +213,52 @@ async def verify_deployments(state: GatewayState, *, out: TextIO | None = None) 
     configured = [state.registry.get(config.id) for config in state.settings.deployments]
     state.ready = all(runtime is not None and runtime.active for runtime in configured)
     say("runinfra: ready" if state.ready else "runinfra: NOT ready: a configured deployment failed verification")
+
+
+async def reload_config(state: GatewayState, *, out: TextIO | None = None) -> bool:
+    """Re-read the config file's workspaces, deployments and pipelines (``runinfra serve`` does on SIGHUP).
+
+    New and changed deployments are built and verified (a changed one is replaced at once and routed again
+    once it verifies); removed ones stop being routed and their engines are closed; unchanged ones are not
+    touched; workspaces are created if missing; pipelines take their new stages. A file that does not parse
+    or validate changes nothing. ``[server]``, ``[limits]`` and ``[webhooks]`` changes need a restart.
+    """
+    say = _print(out or sys.stdout)
+    settings = state.settings
+    if settings.config_path is None:
+        say("runinfra: reload: started without --config; nothing to re-read")
+        return False
+    try:
+        fresh = load_settings(settings.config_path)
+    except ConfigError as exc:
+        say(f"runinfra: reload refused, still serving the previous config: {exc}")
+        state.access_log.event("config_reload_refused", error=str(exc))
+        return False
+    before = {config.id: config for config in settings.deployments}
+    after = {config.id: config for config in fresh.deployments}
+    state.settings = dataclasses.replace(
+        settings, deployments=fresh.deployments, workspaces=fresh.workspaces, pipelines=fresh.pipelines
+    )
+    await _create_workspaces(state, fresh.workspaces)
+    removed = [deployment_id for deployment_id in before if deployment_id not in after]
+    for deployment_id in removed:
+        await state.registry.remove(deployment_id)
+    changed = [config for config in fresh.deployments if before.get(config.id) != config]
+
+    def progress(deployment_id: str, message: str) -> None:
+        say(f"runinfra:   {deployment_id}: {message}")
+        state.access_log.event("deployment", deployment=deployment_id, message=message)
+
+    for config in changed:
+        await state.registry.replace(runtime_for(config, "config"), progress)
+    await _upsert_pipelines(state, fresh.pipelines)
+    await state.db.run(state.pipelines.load)
+    configured = [state.registry.get(config.id) for config in fresh.deployments]
+    state.ready = all(runtime is not None and runtime.active for runtime in configured)
+    summary = f"{len(changed)} deployment(s) new or changed, {len(removed)} removed"
+    say(f"runinfra: reloaded {settings.config_path}: {summary}; " + ("ready" if state.ready else "NOT ready"))
+    state.access_log.event("config_reloaded", changed=[c.id for c in changed], removed=removed, ready=state.ready)
+    return True
 
 
 def tune_gc_for_serving() -> None:

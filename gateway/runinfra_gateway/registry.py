@@ -199,6 +199,12 @@ class Registry:
             await old.backend.aclose()
         return await self.verify(runtime.id, progress)
 
+    async def remove(self, deployment_id: str) -> None:
+        """Stop routing to ``deployment_id`` and close its engine (as :meth:`replace` closes the one it replaces)."""
+        runtime = self._by_id.pop(deployment_id, None)
+        if runtime is not None and runtime.backend is not None:
+            await runtime.backend.aclose()
+
     async def verify(self, deployment_id: str, progress: ProgressCallback | None = None) -> DeploymentRuntime:
         """(Re)build if needed and run every probe; the outcome decides whether the deployment is active."""
         runtime = self._by_id[deployment_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import signal
 import sqlite3
 import threading
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
-from runinfra_gateway.testing import GatewayProcess, LlamaServer, redis_server
+from runinfra_gateway.testing import GatewayProcess, LlamaServer, redis_server, toml_config
 
 from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, admin, chat_config, new_tenant, request
 
@@ -221,3 +222,59 @@ def test_embedded_engines_keep_their_caches_in_the_data_dir(tmp_path: Path) -> N
         assert any(path.endswith("model.onnx") for path in stamps)
     finally:
         gateway.stop()
+
+
+def _reload(gateway: GatewayProcess, outcome: str, timeout: float = 60.0) -> str:
+    """Send SIGHUP and wait for the next stdout line that starts with ``runinfra: <outcome>``; return it."""
+    assert gateway.process is not None
+    seen = len(gateway.stdout_lines)
+    gateway.process.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for line in gateway.stdout_lines[seen:]:
+            if line.startswith(f"runinfra: {outcome}"):
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no 'runinfra: {outcome}' line after SIGHUP:\n" + "\n".join(gateway.stdout_lines[seen:]))
+
+
+def test_sighup_reloads_the_config_files_deployments_and_pipelines(llama: LlamaServer, tmp_path: Path) -> None:
+    config = chat_config(llama)
+    gateway = GatewayProcess(tmp_path, config=config, admin_token=ADMIN_TOKEN).start()
+    try:
+        assert gateway.config_path is not None
+        tenant = new_tenant(gateway)
+
+        def models() -> set[str]:
+            return {m["id"] for m in request(gateway.v1, "GET", "/models", key=tenant.key).json()["data"]}
+
+        assert models() == {"smollm2"}
+        # A file that does not validate changes nothing, and the refusal names the key.
+        gateway.config_path.write_text(
+            toml_config({**config, "deployments": [{**config["deployments"][0], "operations": ["dance"]}]}),
+            encoding="utf-8",
+        )
+        refused = _reload(gateway, "reload refused")
+        assert "deployments[0].operations" in refused
+        assert models() == {"smollm2"}
+        # smollm2 goes, smollm2-b and a pipeline over it come: verified before they are routed.
+        config["deployments"] = [{**config["deployments"][0], "id": "smollm2-b"}]
+        config["pipelines"] = [{"id": "voice-b", "workspace": "main", "deployments": {
+            "speech_to_text": "smollm2-b", "llm": "smollm2-b", "text_to_speech": "smollm2-b"}}]
+        gateway.config_path.write_text(toml_config(config), encoding="utf-8")
+        done = _reload(gateway, "reloaded")
+        assert "1 deployment(s) new or changed, 1 removed; ready" in done
+        assert "smollm2-b: verified in" in gateway.stdout()
+        assert models() == {"smollm2-b"}
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
+        assert tenant.post("/chat/completions", {**body, "model": "smollm2-b"}).status == 200
+        gone = tenant.post("/chat/completions", {**body, "model": "smollm2"})
+        assert (gone.status, gone.error["code"]) == (404, "model_not_found")
+        assert request(gateway.base_url, "GET", "/readyz").json() == {
+            "status": "ready", "deployments": {"smollm2-b": "active"}}
+        pipelines = admin(gateway, "GET", "/pipelines").json()["data"]
+        assert [p["id"] for p in pipelines] == ["voice-b"]
+        # The same file again: nothing is rebuilt.
+        assert "0 deployment(s) new or changed, 0 removed; ready" in _reload(gateway, "reloaded")
+    finally:
+        assert gateway.stop() == 0
