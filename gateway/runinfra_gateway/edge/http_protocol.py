@@ -10,7 +10,8 @@ timer between a connection's first byte and its last header, so a client that
 sends a byte now and then (or connects and sends nothing) holds a connection
 forever; likewise a body that stops arriving. Here the head is capped at
 :data:`MAX_HEAD_BYTES` (431 past it) and must arrive within
-``head_timeout_seconds`` of the connection or of its first byte (408), and a body
+``head_timeout_seconds`` of the connection or of its first byte (408; a connection
+that sends nothing at all is closed without an answer), and a body
 may not pause for longer than ``body_timeout_seconds`` between reads (408; the app
 waiting for it sees the client leave and marks the request with
 :data:`BODY_TIMED_OUT`). Every refusal carries a request id and
@@ -122,7 +123,13 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._awaiting_head and not self.transport.is_closing():
+        if not self._awaiting_head or self.transport.is_closing():
+            return
+        if not self._head_bytes:
+            # Nothing was sent: there is no request to answer, and an unasked-for 408 could be read as the
+            # answer to a request the client sends later on this connection. Close quietly (as nginx does).
+            self.transport.close()
+        else:
             self._refuse(
                 errors.GatewayError(
                     408,

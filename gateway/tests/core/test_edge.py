@@ -306,11 +306,10 @@ def _timed_answer(gateway: GatewayProcess, sends: list[tuple[float, bytes]]) -> 
 @pytest.mark.parametrize(
     "sends",
     [
-        [],  # connects and never sends a byte
         [(0.0, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")],  # a head that stops before its blank line
         [(0.0, b"GET /healthz HTTP/1.1\r\n")] + [(0.3, b"X-Drip: 1\r\n")] * 8,  # one header every 0.3 s
     ],
-    ids=["silent", "unfinished", "slow-drip"],
+    ids=["unfinished", "slow-drip"],
 )
 def test_a_head_that_does_not_arrive_in_time_is_408(
     impatient_gateway: GatewayProcess, sends: list[tuple[float, bytes]]
@@ -328,6 +327,13 @@ def _post_head(path: str, token: str, length: int) -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         f"Authorization: Bearer {token}\r\nContent-Length: {length}\r\n\r\n"
     ).encode()
+
+
+def test_a_connection_that_sends_nothing_is_closed_without_an_answer(impatient_gateway: GatewayProcess) -> None:
+    # No request, so no 408: an unasked-for answer could be read as the answer to a later request.
+    answer, elapsed = _timed_answer(impatient_gateway, [])
+    assert answer == b""
+    assert elapsed < 5
 
 
 def test_a_body_that_trickles_within_the_pause_limit_is_served_and_keep_alive_idles(
