@@ -26,6 +26,8 @@ __all__ = [
     "not_found",
     "permission_denied",
     "rate_limited",
+    "request_headers_too_large",
+    "request_timeout",
     "request_too_large",
     "unsupported_operation",
     "unsupported_parameter",
@@ -109,6 +111,20 @@ def request_too_large(limit_bytes: int) -> GatewayError:
 
 
 # 401 / 402 / 403: who is asking and whether they may.
+def request_headers_too_large(limit_bytes: int) -> GatewayError:
+    return GatewayError(
+        431,
+        "invalid_request_error",
+        f"The request line and headers are over {limit_bytes // 1024} KiB.",
+        code="request_headers_too_large",
+    )
+
+
+def request_timeout(message: str) -> GatewayError:
+    """The client stopped sending its request (408); the connection is closed after the answer."""
+    return GatewayError(408, "invalid_request_error", message, code="request_timeout")
+
+
 def auth_error(message: str = "Missing, unknown or revoked API key.") -> GatewayError:
     return GatewayError(401, "auth_error", message, code="invalid_api_key")
 

@@ -87,7 +87,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._body_timer = self.loop.call_later(self.body_timeout_seconds, self._body_timed_out)
         elif self._head_bytes:
             if self._head_bytes > MAX_HEAD_BYTES:
-                self._refuse(_head_too_large())
+                self._refuse(errors.request_headers_too_large(MAX_HEAD_BYTES))
             elif self._head_timer is None:  # a head begun but not finished: it has the timeout to finish
                 self._start_head_timer()
 
@@ -109,7 +109,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         if self._head_too_large:
-            self._refuse(_head_too_large())
+            self._refuse(errors.request_headers_too_large(MAX_HEAD_BYTES))
         else:
             self._refuse(errors.invalid_request("The request is not valid HTTP/1.1.", code="invalid_http_request"))
 
@@ -130,14 +130,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             # answer to a request the client sends later on this connection. Close quietly (as nginx does).
             self.transport.close()
         else:
-            self._refuse(
-                errors.GatewayError(
-                    408,
-                    "invalid_request_error",
-                    f"The request line and headers did not arrive within {self.head_timeout_seconds:g} s.",
-                    code="request_timeout",
-                )
-            )
+            self._refuse(errors.request_timeout(
+                f"The request line and headers did not arrive within {self.head_timeout_seconds:g} s."
+            ))
 
     def _cancel_body_timer(self) -> None:
         timer, self._body_timer = self._body_timer, None
@@ -153,14 +148,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             return
         # Closing makes uvicorn tell the app waiting in receive() that the client left; the flag says why.
         self.scope[BODY_TIMED_OUT] = True  # type: ignore[literal-required]
-        self._refuse(
-            errors.GatewayError(
-                408,
-                "invalid_request_error",
-                f"The request body stopped arriving for {self.body_timeout_seconds:g} s.",
-                code="request_timeout",
-            )
-        )
+        self._refuse(errors.request_timeout(f"The request body stopped arriving for {self.body_timeout_seconds:g} s."))
 
     def _refuse(self, error: errors.GatewayError) -> None:
         body = error.body_bytes()
@@ -173,12 +161,3 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         )
         self.transport.write(b"".join(head) + body)
         self.transport.close()
-
-
-def _head_too_large() -> errors.GatewayError:
-    return errors.GatewayError(
-        431,
-        "invalid_request_error",
-        f"The request line and headers are over {MAX_HEAD_BYTES // 1024} KiB.",
-        code="request_headers_too_large",
-    )
