@@ -203,16 +203,27 @@ async def verify_deployments(state: GatewayState, *, out: TextIO | None = None) 
     runtimes = state.registry.all()
     if runtimes:
         say(f"runinfra: loading and verifying {len(runtimes)} deployment(s)")
+    progress = _progress(state, say)
+    for runtime in runtimes:
+        await state.registry.verify(runtime.id, progress)
+    _update_readiness(state)
+    say("runinfra: ready" if state.ready else "runinfra: NOT ready: a configured deployment failed verification")
+
+
+def _progress(state: GatewayState, say: Announcer) -> Callable[[str, str], None]:
+    """Verification progress: a line for the operator and an event in the JSON log."""
 
     def progress(deployment_id: str, message: str) -> None:
         say(f"runinfra:   {deployment_id}: {message}")
         state.access_log.event("deployment", deployment=deployment_id, message=message)
 
-    for runtime in runtimes:
-        await state.registry.verify(runtime.id, progress)
+    return progress
+
+
+def _update_readiness(state: GatewayState) -> None:
+    """Ready (``/readyz`` 200) when every deployment of the config file is active."""
     configured = [state.registry.get(config.id) for config in state.settings.deployments]
     state.ready = all(runtime is not None and runtime.active for runtime in configured)
-    say("runinfra: ready" if state.ready else "runinfra: NOT ready: a configured deployment failed verification")
 
 
 async def reload_config(state: GatewayState, *, out: TextIO | None = None) -> bool:
@@ -244,17 +255,12 @@ async def reload_config(state: GatewayState, *, out: TextIO | None = None) -> bo
     for deployment_id in removed:
         await state.registry.remove(deployment_id)
     changed = [config for config in fresh.deployments if before.get(config.id) != config]
-
-    def progress(deployment_id: str, message: str) -> None:
-        say(f"runinfra:   {deployment_id}: {message}")
-        state.access_log.event("deployment", deployment=deployment_id, message=message)
-
+    progress = _progress(state, say)
     for config in changed:
         await state.registry.replace(runtime_for(config, "config"), progress)
     await _upsert_pipelines(state, fresh.pipelines)
     await state.db.run(state.pipelines.load)
-    configured = [state.registry.get(config.id) for config in fresh.deployments]
-    state.ready = all(runtime is not None and runtime.active for runtime in configured)
+    _update_readiness(state)
     summary = f"{len(changed)} deployment(s) new or changed, {len(removed)} removed"
     say(f"runinfra: reloaded {settings.config_path}: {summary}; " + ("ready" if state.ready else "NOT ready"))
     state.access_log.event("config_reloaded", changed=[c.id for c in changed], removed=removed, ready=state.ready)
