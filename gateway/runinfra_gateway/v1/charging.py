@@ -184,9 +184,7 @@ async def open_charge(
             else hold_microcents
         hold = await state.ledger.hold(key.workspace_id, amount, request_id=call.request_id)
     except BaseException:
-        if idempotency_key is not None:
-            await state.idempotency.abandon(key.id, idempotency_key)
-        state.limiter.record_tokens(key.id, estimated_tokens=estimated, actual_tokens=0)
+        await _give_back_admission(state, key.id, idempotency_key, estimated)
         raise
     return OpenCharge(hold, idempotency_key, estimated)
 
@@ -197,9 +195,16 @@ async def cancel_charge(state: GatewayState, call: Call, charge: OpenCharge) -> 
     assert key is not None
     call.stop_watching()
     await state.ledger.release(charge.hold)
-    if charge.idempotency_key is not None:
-        await state.idempotency.abandon(key.id, charge.idempotency_key)
-    state.limiter.record_tokens(key.id, estimated_tokens=charge.estimated_tokens, actual_tokens=0)
+    await _give_back_admission(state, key.id, charge.idempotency_key, charge.estimated_tokens)
+
+
+async def _give_back_admission(
+    state: GatewayState, key_id: str, idempotency_key: str | None, estimated_tokens: int
+) -> None:
+    """Undo admission for a call that will not run: free its Idempotency-Key, return its estimated tokens."""
+    if idempotency_key is not None:
+        await state.idempotency.abandon(key_id, idempotency_key)
+    state.limiter.record_tokens(key_id, estimated_tokens=estimated_tokens, actual_tokens=0)
 
 
 async def run_charged(
