@@ -177,16 +177,20 @@ def test_healthz_readyz_metrics(gateway: GatewayProcess) -> None:
     assert b'runinfra_deployment_active{deployment="smollm2"} 1.0' in metrics.body
 
 
-def _exchange(gateway: GatewayProcess, payload: bytes, *, then_stream: int = 0) -> bytes:
-    """Send ``payload`` (then up to ``then_stream`` more bytes of header value) and read until the server closes."""
+def _exchange(gateway: GatewayProcess, sends: list[tuple[float, bytes]]) -> tuple[bytes, float]:
+    """Send each piece after its delay (stop if the server closes), then read until it closes.
+
+    Returns everything answered and the seconds from connecting to the close.
+    """
     parts = urlsplit(gateway.base_url)
+    started = time.monotonic()
     with socket.create_connection((parts.hostname, parts.port), timeout=20) as sock:
-        try:
-            sock.sendall(payload)
-            for _ in range(then_stream // 65536):
-                sock.sendall(b"a" * 65536)
-        except OSError:
-            pass  # the gateway answered and closed while we were still sending
+        for delay, piece in sends:
+            time.sleep(delay)
+            try:
+                sock.sendall(piece)
+            except OSError:
+                break  # the gateway answered and closed while we were still sending
         answer = b""
         while True:
             try:
@@ -196,12 +200,13 @@ def _exchange(gateway: GatewayProcess, payload: bytes, *, then_stream: int = 0) 
             if not data:
                 break
             answer += data
-    return answer
+    return answer, time.monotonic() - started
 
 
 def _refusal(gateway: GatewayProcess, head: bytes, *, then_stream: int = 0) -> tuple[bytes, dict[str, str], bytes]:
-    """The status line, headers and body of the one answer to ``head``."""
-    status_and_headers, _, body = _exchange(gateway, head, then_stream=then_stream).partition(b"\r\n\r\n")
+    """The status line, headers and body of the one answer to ``head`` (then ``then_stream`` bytes of "a")."""
+    answer, _ = _exchange(gateway, [(0.0, head)] + [(0.0, b"a" * 65536)] * (then_stream // 65536))
+    status_and_headers, _, body = answer.partition(b"\r\n\r\n")
     status, *lines = status_and_headers.split(b"\r\n")
     headers = {k.decode().lower(): v.decode() for k, _, v in (line.partition(b": ") for line in lines)}
     return status, headers, body
@@ -266,7 +271,7 @@ def test_pipelined_requests_each_start_a_fresh_head(gateway: GatewayProcess) -> 
     filler = b"X-Filler: " + b"v" * (40 * 1024) + b"\r\n"
     one = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + filler + b"\r\n"
     last = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + filler + b"Connection: close\r\n\r\n"
-    answer = _exchange(gateway, one + one + last)
+    answer, _ = _exchange(gateway, [(0.0, one + one + last)])
     assert answer.count(b"HTTP/1.1 200 OK") == 3, answer[:300]
     assert b"431" not in answer
 
@@ -280,29 +285,6 @@ def impatient_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate
     gateway.stop()
 
 
-def _timed_answer(gateway: GatewayProcess, sends: list[tuple[float, bytes]]) -> tuple[bytes, float]:
-    """Send each piece after its delay; return everything answered before the close, and when the close came."""
-    parts = urlsplit(gateway.base_url)
-    started = time.monotonic()
-    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
-        for delay, piece in sends:
-            time.sleep(delay)
-            try:
-                sock.sendall(piece)
-            except OSError:
-                break
-        answer = b""
-        while True:
-            try:
-                data = sock.recv(65536)
-            except OSError:
-                break
-            if not data:
-                break
-            answer += data
-    return answer, time.monotonic() - started
-
-
 @pytest.mark.parametrize(
     "sends",
     [
@@ -314,7 +296,7 @@ def _timed_answer(gateway: GatewayProcess, sends: list[tuple[float, bytes]]) -> 
 def test_a_head_that_does_not_arrive_in_time_is_408(
     impatient_gateway: GatewayProcess, sends: list[tuple[float, bytes]]
 ) -> None:
-    answer, elapsed = _timed_answer(impatient_gateway, sends)
+    answer, elapsed = _exchange(impatient_gateway, sends)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:200]
     assert b"x-request-id: req_" in head
@@ -331,7 +313,7 @@ def _post_head(path: str, token: str, length: int) -> bytes:
 
 def test_a_connection_that_sends_nothing_is_closed_without_an_answer(impatient_gateway: GatewayProcess) -> None:
     # No request, so no 408: an unasked-for answer could be read as the answer to a later request.
-    answer, elapsed = _timed_answer(impatient_gateway, [])
+    answer, elapsed = _exchange(impatient_gateway, [])
     assert answer == b""
     assert elapsed < 5
 
@@ -347,7 +329,7 @@ def test_a_body_that_trickles_within_the_pause_limit_is_served_and_keep_alive_id
     again = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     sends = [(0.0, _post_head("/admin/v1/workspaces", ADMIN_TOKEN, len(body)))]
     sends += [(0.6, piece) for piece in pieces] + [(1.5, again)]
-    answer, _ = _timed_answer(impatient_gateway, sends)
+    answer, _ = _exchange(impatient_gateway, sends)
     assert answer.startswith(b"HTTP/1.1 201"), answer[:300]
     assert answer.count(b"HTTP/1.1 ") == 2
     assert b"HTTP/1.1 200 OK" in answer
@@ -359,7 +341,7 @@ def test_a_body_that_stops_arriving_is_408_and_logged_as_such(impatient_gateway:
     tenant = new_tenant(impatient_gateway)
     body = json.dumps({"model": "none", "input": "x" * 100}).encode()
     head = _post_head("/v1/embeddings", tenant.key, len(body))
-    answer, elapsed = _timed_answer(impatient_gateway, [(0.0, head + body[:sent])])
+    answer, elapsed = _exchange(impatient_gateway, [(0.0, head + body[:sent])])
     status, _, payload = answer.partition(b"\r\n\r\n")
     assert status.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:300]
     assert b"x-request-id: req_" in status
@@ -371,6 +353,6 @@ def test_a_body_that_stops_arriving_is_408_and_logged_as_such(impatient_gateway:
 
 def test_a_stalled_body_on_an_admin_route_is_408_too(impatient_gateway: GatewayProcess) -> None:
     head = _post_head("/admin/v1/workspaces", ADMIN_TOKEN, 100)
-    answer, elapsed = _timed_answer(impatient_gateway, [(0.0, head + b'{"name": ')])
+    answer, elapsed = _exchange(impatient_gateway, [(0.0, head + b'{"name": ')])
     assert answer.startswith(b"HTTP/1.1 408 Request Timeout"), answer[:300]
     assert elapsed < 5

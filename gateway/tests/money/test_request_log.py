@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 from runinfra_gateway.observability.request_log import RequestLogWriter
@@ -15,6 +16,18 @@ from sqlalchemy import func, select
 CREATED = 1_790_000_000.25  # 2026-09-21 14:13:20.25 UTC
 
 
+def _write(db: Database, rows: list[tuple[Any, ...]]) -> None:
+    """Hand ``rows`` to a RequestLogWriter and flush it: one batch, as the gateway writes them."""
+
+    async def write() -> None:
+        writer = RequestLogWriter(db)
+        for row in rows:
+            writer.add(row)
+        await writer.flush()
+
+    asyncio.run(write())
+
+
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_request_log_rows_round_trip(db: Database) -> None:
     rows = [
@@ -24,13 +37,7 @@ def test_request_log_rows_round_trip(db: Database) -> None:
          404, "not_found", 0.5, 0, 0, 0, CREATED + 1),
     ]
 
-    async def write() -> None:
-        writer = RequestLogWriter(db)
-        for row in rows:
-            writer.add(row)
-        await writer.flush()
-
-    asyncio.run(write())
+    _write(db, rows)
     with db.session() as session:
         stored = list(session.scalars(select(RequestLog).order_by(RequestLog.request_id)))
     assert [r.request_id for r in stored] == ["req_1", "req_2"]
@@ -58,13 +65,7 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> Non
         for i in range(count)
     ]
 
-    async def write() -> None:
-        writer = RequestLogWriter(db)
-        for row in rows:
-            writer.add(row)
-        await writer.flush()
-
-    asyncio.run(write())
+    _write(db, rows)
     with db.session() as session:
         stored = session.execute(select(func.count(), func.sum(RequestLog.input_tokens))).one()
         last = session.scalars(select(RequestLog).where(RequestLog.request_id == f"req_{count - 1:06d}")).one()
