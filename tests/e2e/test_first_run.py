@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from runinfra import RunInfra
+from runinfra_gateway.engines.png import decode_png
 from runinfra_gateway.testing import GatewayProcess
 
 
@@ -40,6 +41,10 @@ def test_first_run_serves_every_modality(tmp_path: Path) -> None:
         assert url.startswith(gateway.base_url + "/v1/images/files/")
         with urllib.request.urlopen(url, timeout=30) as response:
             assert response.read().startswith(b"\x89PNG")
+        inline = client.images.generate(model="digits-diffusion", prompt="3", n=2, size="64x64",
+                                        response_format="b64_json")
+        assert [decode_png(base64.b64decode(item["b64_json"])).shape  # type: ignore[typeddict-item]
+                for item in inline["data"]] == [(64, 64), (64, 64)]
 
         speech = client.audio.speech.create(model="piper-joe", input="What colour is the sky?", voice="joe",
                                             response_format="wav")

@@ -14,6 +14,7 @@ when a bounded queue is full).
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
@@ -25,6 +26,7 @@ __all__ = [
     "AudioResult",
     "Backend",
     "ChatChunk",
+    "GeneratedImages",
     "Operation",
     "ProbeResult",
     "TranscriptionInput",
@@ -76,6 +78,29 @@ class AudioResult:
 
 
 @dataclass(frozen=True)
+class GeneratedImages:
+    """PNGs a backend generated, each as the backend had it: raw bytes or base64 text.
+
+    An in-process engine has bytes, an HTTP engine sends base64. The request
+    path converts only to the form the client asked for (``url`` serves bytes,
+    ``b64_json`` sends text), so an image is never encoded only to be decoded.
+    """
+
+    created: int
+    images: Sequence[bytes | str]
+
+    def as_png(self, index: int) -> bytes:
+        """Image ``index`` as PNG bytes; ``ValueError`` if its base64 text is malformed."""
+        image = self.images[index]
+        return image if isinstance(image, bytes) else base64.b64decode(image, validate=True)
+
+    def as_base64(self, index: int) -> str:
+        """Image ``index`` as base64 text (what ``b64_json`` carries)."""
+        image = self.images[index]
+        return image if isinstance(image, str) else base64.b64encode(image).decode("ascii")
+
+
+@dataclass(frozen=True)
 class TranscriptionInput:
     """A parsed ``/audio/transcriptions`` upload.
 
@@ -122,8 +147,8 @@ class Backend(Protocol):
         """An OpenAI embeddings list with float vectors and ``usage``."""
         ...
 
-    async def images(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """``{"created", "data": [{"b64_json"}, ...]}`` (PNG); the request path turns these into URLs when asked."""
+    async def images(self, body: Mapping[str, Any]) -> GeneratedImages:
+        """The PNGs (``body["response_format"]`` is ignored: the request path shapes the answer)."""
         ...
 
     async def speech(self, body: Mapping[str, Any]) -> AudioResult:

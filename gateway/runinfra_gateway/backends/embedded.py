@@ -10,7 +10,6 @@ served (:meth:`EmbeddedBackend.verify`: one real request per operation).
 from __future__ import annotations
 
 import asyncio
-import base64
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ from ..engines.piper_tts import PiperEngine
 from ..engines.png import decode_png
 from ..engines.pocketsphinx_asr import PocketSphinxEngine
 from ..engines.whisper_asr import WhisperEngine
-from .base import AudioResult, ChatChunk, Operation, ProbeResult, TranscriptionInput
+from .base import AudioResult, ChatChunk, GeneratedImages, Operation, ProbeResult, TranscriptionInput
 
 __all__ = ["ENGINES", "EmbeddedBackend", "EngineInfo", "create_embedded_backend", "describe"]
 
@@ -175,9 +174,9 @@ class EmbeddedBackend:
         result: dict[str, Any] = await self.engine.embed(body)
         return result
 
-    async def images(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def images(self, body: Mapping[str, Any]) -> GeneratedImages:
         self._require("images.generate")
-        result: dict[str, Any] = await self.engine.generate(body)
+        result: GeneratedImages = await self.engine.generate(body)
         return result
 
     async def speech(self, body: Mapping[str, Any]) -> AudioResult:
@@ -294,7 +293,7 @@ def _tone_wav() -> bytes:
 
 async def _probe_images(backend: EmbeddedBackend) -> tuple[str, dict[str, Any]]:
     answer = await backend.images({"prompt": "a handwritten 3", "n": 1, "size": "64x64"})
-    pixels = decode_png(base64.b64decode(answer["data"][0]["b64_json"]))
+    pixels = decode_png(answer.as_png(0))
     if pixels.shape != (64, 64) or int(pixels.max()) - int(pixels.min()) < 64:
         return f"the image is {pixels.shape} with contrast {int(pixels.max()) - int(pixels.min())}", {}
     return "", {"size": "64x64"}

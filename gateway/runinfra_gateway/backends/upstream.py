@@ -41,7 +41,14 @@ from runinfra_gateway.backends._sse_reader import SSEOverflow, SSEReader
 from runinfra_gateway.backends._upstream_config import UpstreamConfig
 from runinfra_gateway.backends._upstream_errors import error_from_upstream, upstream_message
 from runinfra_gateway.backends._usage_estimate import estimated_usage
-from runinfra_gateway.backends.base import AudioResult, ChatChunk, Operation, ProbeResult, TranscriptionInput
+from runinfra_gateway.backends.base import (
+    AudioResult,
+    ChatChunk,
+    GeneratedImages,
+    Operation,
+    ProbeResult,
+    TranscriptionInput,
+)
 from runinfra_gateway.errors import GatewayError, deployment_error, invalid_request
 from runinfra_gateway.shaping.responses import responses_to_chat
 
@@ -217,14 +224,19 @@ class UpstreamBackend:
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without 'data'.")
         return result
 
-    async def images(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def images(self, body: Mapping[str, Any]) -> GeneratedImages:
         request = self._upstream_body(body)
         request["response_format"] = "b64_json"
         result = await self._post_json("/images/generations", request)
         data = result.get("data")
-        if not isinstance(data, list) or not all(isinstance(item, dict) and "b64_json" in item for item in data):
+        if not isinstance(data, list) or not data or not all(
+            isinstance(item, dict) and isinstance(item.get("b64_json"), str) for item in data
+        ):
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without b64_json images.")
-        return result
+        created = result.get("created")
+        if not isinstance(created, int) or isinstance(created, bool):
+            created = int(time.time())
+        return GeneratedImages(created=created, images=[item["b64_json"] for item in data])
 
     async def speech(self, body: Mapping[str, Any]) -> AudioResult:
         request = self._upstream_body(body)
@@ -511,8 +523,8 @@ class UpstreamBackend:
             body = {"model": model, "prompt": "a red circle", "n": 1}
             if self._config.probe_image_size:
                 body["size"] = self._config.probe_image_size
-            result = await self.images(body)
-            return {"images": len(result["data"])}
+            images = await self.images(body)
+            return {"images": len(images.images)}
         if operation == "audio.speech":
             audio = await self.speech(
                 {"model": model, "input": "OK.", "voice": self._config.probe_voice, "response_format": "wav"}

@@ -12,7 +12,6 @@ saved in the data dir and reused. It draws the digits 0-9 named in the prompt
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import errors
+from ..backends.base import GeneratedImages
 from . import _params
 from ._options import EngineOptions
 from ._workers import WorkerPool
@@ -271,7 +271,7 @@ class DigitsDiffusionEngine:
         _log_training(path, time.monotonic() - started)
         return model
 
-    async def generate(self, body: Mapping[str, Any]) -> dict[str, Any]:
+    async def generate(self, body: Mapping[str, Any]) -> GeneratedImages:
         prompt = _params.required_text(body, "prompt", max_chars=4000)
         digit = digit_in_prompt(prompt)
         if digit is None:
@@ -285,10 +285,7 @@ class DigitsDiffusionEngine:
         _params.choice(body, "response_format", "b64_json", ("b64_json", "url"))
         seed = int.from_bytes(np.random.bytes(8), "little")
         pngs = await self.pool.run(lambda model: self.draw(model, digit, count, width, height, seed))
-        return {
-            "created": int(time.time()),
-            "data": [{"b64_json": base64.b64encode(png).decode("ascii")} for png in pngs],
-        }
+        return GeneratedImages(created=int(time.time()), images=pngs)
 
     def draw(self, model: DigitsModel, digit: int, count: int, width: int, height: int, seed: int) -> list[bytes]:
         """PNG bytes of ``count`` samples (on a worker thread)."""

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 import orjson
 
 from runinfra_gateway import errors
+from runinfra_gateway.backends.base import GeneratedImages
 from runinfra_gateway.billing import Usage
 from runinfra_gateway.params import check_fields
 from runinfra_gateway.state import GatewayState
@@ -48,24 +47,21 @@ async def images_generate(state: GatewayState, call: Call, request: JsonRequest)
 
     async def work() -> Reply:
         assert runtime.backend is not None
-        result = await runtime.backend.images(backend_body)
-        data = result.get("data")
-        if not isinstance(data, list):
-            raise errors.deployment_error(f"Deployment {runtime.id!r} returned no image data.")
-        if response_format == "url":
-            urls = []
-            for item in data:
-                encoded = item.get("b64_json") if isinstance(item, dict) else None
-                if not isinstance(encoded, str):
-                    raise errors.deployment_error(f"Deployment {runtime.id!r} returned an image without data.")
-                try:
-                    png = base64.b64decode(encoded, validate=True)
-                except (binascii.Error, ValueError):
-                    raise errors.deployment_error(f"Deployment {runtime.id!r} returned undecodable image data.") \
-                        from None
-                token = state.image_urls.put(png)
-                urls.append({"url": f"{state.public_base_url}{IMAGE_FILES_PREFIX}{token}"})
-            result["data"] = urls
-        return Reply(orjson.dumps(result), b"application/json", Usage(images=len(data)))
+        generated = await runtime.backend.images(backend_body)
+        count = len(generated.images)
+        if response_format == "b64_json":
+            data = [{"b64_json": generated.as_base64(index)} for index in range(count)]
+        else:
+            data = [{"url": _short_lived_url(state, runtime.id, generated, index)} for index in range(count)]
+        return Reply(orjson.dumps({"created": generated.created, "data": data}), b"application/json",
+                     Usage(images=count))
 
     await run_charged(state, call, runtime, "images.generate", body, request.raw, work)
+
+
+def _short_lived_url(state: GatewayState, deployment_id: str, generated: GeneratedImages, index: int) -> str:
+    try:
+        png = generated.as_png(index)
+    except ValueError:
+        raise errors.deployment_error(f"Deployment {deployment_id!r} returned undecodable image data.") from None
+    return f"{state.public_base_url}{IMAGE_FILES_PREFIX}{state.image_urls.put(png)}"

@@ -9,6 +9,7 @@ their own.
 from __future__ import annotations
 
 import asyncio
+import base64
 import http.client
 import json
 import secrets
@@ -20,8 +21,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pytest
 from aiohttp import web
+from runinfra_gateway.engines.png import encode_png
 from runinfra_gateway.testing import GatewayProcess, LlamaServer
 
 ADMIN_TOKEN = "ria_test_" + secrets.token_urlsafe(24)
@@ -134,9 +137,9 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
 class ObservingUpstream:
     """A real local engine that behaves on cue: it streams a chunk every 50 ms until the client leaves, makes a
     non-stream call wait until :meth:`release` (or answers at once when the prompt starts with "fast"), answers
-    the verification probe after ``probe_delay`` seconds, and records which calls started and when each call's
-    connection closed. A real engine
-    cannot be asked when it noticed a disconnect, nor told to stay busy for exactly as long as a test needs."""
+    the verification probe after ``probe_delay`` seconds, records which calls started and when each call's
+    connection closed, and answers image requests with :attr:`image_b64`. A real engine cannot be asked when it
+    noticed a disconnect, told to stay busy for exactly as long as a test needs, or made to send broken base64."""
 
     def __init__(self) -> None:
         self.closed: dict[str, float] = {}
@@ -144,6 +147,8 @@ class ObservingUpstream:
         self._released: asyncio.Event | None = None
         self.chunks_sent: dict[str, int] = {}
         self.probe_delay = 0.0
+        #: What ``/v1/images/generations`` answers as each image's ``b64_json`` (a test may make it malformed).
+        self.image_b64 = base64.b64encode(encode_png(np.full((4, 4), 200, dtype=np.uint8))).decode("ascii")
         self.loop = asyncio.new_event_loop()
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -190,6 +195,10 @@ class ObservingUpstream:
         finally:
             self.closed[tag] = time.monotonic()
 
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        return web.json_response({"created": 7, "data": [{"b64_json": self.image_b64}] * int(body.get("n", 1))})
+
     async def _models(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"object": "list", "data": [{"id": "slow", "object": "model"}]})
 
@@ -199,6 +208,7 @@ class ObservingUpstream:
         async def setup() -> str:
             app = web.Application()
             app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/images/generations", self._images)
             app.router.add_get("/v1/models", self._models)
             self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
             await self._runner.setup()

@@ -3,21 +3,24 @@ too large to replay is never run or charged again (409 ``idempotency_replay_unav
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, new_tenant
+from .conftest import ADMIN_TOKEN, ObservingUpstream, Response, new_tenant, request
 
 
 def _gateway(tmp_path: Path, upstream: ObservingUpstream, max_replay_bytes: int = 1_000_000) -> GatewayProcess:
     return GatewayProcess(tmp_path, admin_token=ADMIN_TOKEN, config={
         "server": {"idempotency_max_replay_bytes": max_replay_bytes},
         "deployments": [{
-            "id": "cue", "backend": "upstream", "base_url": upstream.base_url, "operations": ["chat.completions"],
-            "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1},
+            "id": "cue", "backend": "upstream", "base_url": upstream.base_url,
+            "operations": ["chat.completions", "images.generate"],
+            "prices": {"input_per_1k_tokens": 1, "output_per_1k_tokens": 1, "per_image": 1},
         }],
     }).start()
 
@@ -79,6 +82,33 @@ def test_idempotency_key_in_flight_is_409_until_the_first_finishes(tmp_path: Pat
         replay = tenant.post("/chat/completions", body, headers={"Idempotency-Key": "k1"})
         assert replay.headers["x-runinfra-idempotent-replay"] == "true"
         assert replay.body == results[0].body
+    finally:
+        gateway.stop()
+        upstream.stop()
+
+
+def test_upstream_images_inline_as_urls_and_undecodable(tmp_path: Path) -> None:
+    upstream = ObservingUpstream().start()
+    gateway = _gateway(tmp_path, upstream)
+    try:
+        tenant = new_tenant(gateway, credits_cents=10)
+        inline = tenant.post("/images/generations", {"model": "cue", "prompt": "a cat", "n": 2,
+                                                     "response_format": "b64_json"})
+        assert inline.status == 200, inline.body
+        assert inline.json() == {"created": 7, "data": [{"b64_json": upstream.image_b64}] * 2}
+        linked = tenant.post("/images/generations", {"model": "cue", "prompt": "a cat"})
+        assert linked.status == 200, linked.body
+        url = urlsplit(linked.json()["data"][0]["url"])
+        png = request(gateway.base_url, "GET", url.path)
+        assert (png.status, png.headers["content-type"]) == (200, "image/png")
+        assert png.body == base64.b64decode(upstream.image_b64)
+        charged = tenant.balance()
+
+        upstream.image_b64 = "not base64!"
+        broken = tenant.post("/images/generations", {"model": "cue", "prompt": "a cat"})
+        assert (broken.status, broken.error["type"]) == (502, "deployment_error")
+        assert "undecodable image data" in broken.error["message"]
+        assert tenant.balance() == charged  # a failed call is not charged
     finally:
         gateway.stop()
         upstream.stop()

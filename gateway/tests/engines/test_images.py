@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 import numpy as np
 import pytest
+from runinfra_gateway.backends.base import GeneratedImages
 from runinfra_gateway.backends.embedded import EmbeddedBackend
 from runinfra_gateway.engines.digits_diffusion import digit_in_prompt
 from runinfra_gateway.engines.png import decode_png, encode_png
@@ -24,10 +24,8 @@ def classifier() -> object:
     return SVC(gamma=0.001).fit(digits.data, digits.target)
 
 
-def _pngs(answer: dict[str, object]) -> list[np.ndarray]:
-    data = answer["data"]
-    assert isinstance(data, list)
-    return [decode_png(base64.b64decode(item["b64_json"])) for item in data]
+def _pngs(answer: GeneratedImages) -> list[np.ndarray]:
+    return [decode_png(answer.as_png(index)) for index in range(len(answer.images))]
 
 
 def _as_8x8(pixels: np.ndarray) -> np.ndarray:
@@ -49,7 +47,7 @@ def test_pngs_have_the_requested_size(loop: Loop, digits: EmbeddedBackend, size:
     for pixels in images:
         assert pixels.shape == (height, width)
         assert int(pixels.max()) - int(pixels.min()) > 100
-    assert isinstance(answer["created"], int)
+    assert isinstance(answer.created, int)
 
 
 def test_a_classifier_recognises_the_requested_digit(loop: Loop, digits: EmbeddedBackend, classifier: object) -> None:
@@ -69,7 +67,7 @@ def test_a_classifier_recognises_the_requested_digit(loop: Loop, digits: Embedde
 def test_samples_differ_between_requests(loop: Loop, digits: EmbeddedBackend) -> None:
     first = loop.run(digits.images({"prompt": "7", "size": "32x32"}))
     second = loop.run(digits.images({"prompt": "7", "size": "32x32"}))
-    assert first["data"][0]["b64_json"] != second["data"][0]["b64_json"]  # type: ignore[index]
+    assert first.images[0] != second.images[0]
 
 
 def test_prompts_name_digits_as_numerals_or_words() -> None:

@@ -525,7 +525,7 @@ async def test_embeddings_images_speech_and_transcriptions(start_server: StartSe
         await b.aclose()
     assert vectors["data"][0]["embedding"] == [0.1, 0.2]
     assert received["embeddings"] == {"model": "up", "input": "x"}
-    assert pictures["data"][0]["b64_json"]
+    assert (pictures.created, pictures.as_png(0)) == (1, b"png")
     assert received["images"]["response_format"] == "b64_json"
     assert (audio.content, audio.content_type) == (wav, "audio/wav")
     assert audio.seconds == pytest.approx(0.1)
