@@ -23,7 +23,7 @@ from runinfra_gateway.state import GatewayState
 __all__ = ["WebhooksPage", "webhook_service"]
 
 DELIVERIES_SHOWN = 25
-_ACTIONS = ("test", "enable", "disable", "rotate")
+_ACTIONS = ("test", "enable", "disable", "rotate", "delete")
 
 
 def webhook_service(state: GatewayState) -> Any | None:
@@ -110,6 +110,9 @@ class WebhooksPage:
                 if wake is not None:
                     wake()
                 session.flash.append(("ok", f"A webhook.test event is on its way to {endpoint.url}."))
+            elif action == "delete":
+                await service.delete_endpoint(endpoint_id)
+                session.flash.append(("ok", f"Endpoint {endpoint.url} is deleted."))
             elif action in ("enable", "disable"):
                 await service.set_enabled(endpoint_id, action == "enable")
                 session.flash.append(("ok", f"Endpoint {endpoint.url} is {action}d."))

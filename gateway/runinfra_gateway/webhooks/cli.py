@@ -94,6 +94,11 @@ def _list(args: argparse.Namespace) -> int:
     return run_admin(args, lambda c: c.request("GET", path), _show_endpoints)
 
 
+def _delete(args: argparse.Namespace) -> int:
+    return run_admin(args, lambda c: c.request("DELETE", _path(args.endpoint_id)),
+                     lambda r: print(f"deleted endpoint {r['id']} and its delivery log"))
+
+
 def _disable(args: argparse.Namespace) -> int:
     return run_admin(args, lambda c: c.request("POST", _path(args.endpoint_id, "/disable")), _show_endpoint)
 
@@ -181,6 +186,7 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         ("disable", _disable, "stop delivering to an endpoint (pending deliveries wait)"),
         ("enable", _enable, "deliver to an endpoint again (pending deliveries resume)"),
         ("test", _test, "send a webhook.test event to an endpoint"),
+        ("delete", _delete, "remove an endpoint, its secrets and its delivery log (its events stay, replayable)"),
     ):
         action = actions.add_parser(name, parents=[parent], help=text, description=text[0].upper() + text[1:] + ".")
         action.add_argument("endpoint_id", help="the endpoint id (we_...)")

@@ -164,6 +164,8 @@ def record_attempt(
             outcome = "failed"
         else:
             next_at = now + delay
+    if delivery is None:  # its endpoint was deleted while this attempt was in flight: nothing to record it on
+        return outcome
     session.add(
         WebhookAttempt(
             delivery_id=job.delivery_id,
@@ -179,7 +181,7 @@ def record_attempt(
             response_excerpt=result.response_excerpt,
         )
     )
-    if delivery is None or delivery.lease_token != job.lease_token:
+    if delivery.lease_token != job.lease_token:
         # Our lease lapsed and another dispatcher owns the delivery now: the
         # attempt is on record, its outcome is theirs to settle.
         return outcome

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
@@ -225,6 +225,22 @@ class WebhookService:
             return _view(endpoint)
 
         return await self.db.run(change)
+
+    async def delete_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+        """Remove the endpoint with its sealed secrets and its deliveries (pending or past, with their attempts).
+
+        Its workspace's events stay: they can be replayed to another endpoint. A delivery in flight
+        when this commits still reaches the receiver; the dispatcher then finds nothing to record it on.
+        """
+
+        def remove(session: Session) -> dict[str, Any]:
+            endpoint = _endpoint(session, endpoint_id)
+            session.execute(delete(WebhookAttempt).where(WebhookAttempt.endpoint_id == endpoint.id))
+            session.execute(delete(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id))
+            session.delete(endpoint)
+            return {"id": endpoint.id, "object": "webhook_endpoint", "deleted": True}
+
+        return await self.db.run(remove)
 
     async def rotate_secret(self, endpoint_id: str, *, overlap_seconds: object = None) -> EndpointView:
         """A new secret (returned once); the old one keeps signing for ``overlap_seconds``."""

@@ -300,5 +300,10 @@ def test_webhook_endpoint_secret_once_and_a_signed_test_delivery(page: Any, gate
         assert "delivered" in states
         assert secret not in page.content()
         screenshot(page, "09-webhooks")
+
+        page.once("dialog", lambda dialog: dialog.accept())  # the data-confirm question
+        page.locator("tr", has_text=url).locator("button", has_text="Delete").click()
+        assert "is deleted" in page.inner_text(".notice-ok")
+        assert page.locator("tr", has_text=url).count() == 0
     finally:
         server.shutdown()

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from runinfra_gateway.errors import GatewayError
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.outbox import enqueue_event
 from runinfra_gateway.webhooks.runtime import open_webhooks
@@ -254,6 +255,35 @@ def test_disabled_endpoint_receives_nothing_until_enabled(
             enqueue(db, "key.created", {"key_id": "c"})
             await wait_until(lambda: len(receiver.received) == 2, what="after enabling")
         assert [json.loads(r.body)["data"]["key_id"] for r in receiver.received] == ["a", "c"]
+
+    asyncio.run(scenario())
+
+
+@BOTH_STORES
+def test_deleting_an_endpoint_drops_its_deliveries_even_one_in_flight(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def scenario() -> None:
+        doomed = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/slow/0.6"))
+        kept = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))
+        async with dispatching(db, box):
+            first = enqueue(db, "key.created", {"key_id": "a"})
+            await wait_until(lambda: receiver.in_flight == 1 and len(receiver.bodies("/slow/0.6")) == 1,
+                             what="the doomed endpoint's delivery in flight")
+            assert await service.delete_endpoint(doomed.id) == {
+                "id": doomed.id, "object": "webhook_endpoint", "deleted": True}
+            await wait_until(lambda: receiver.in_flight == 0, what="the in-flight attempt answered")
+            enqueue(db, "key.created", {"key_id": "b"})
+            await wait_until(lambda: delivery_states(db) == ["delivered", "delivered"], what="the kept endpoint's")
+        assert "webhook.record_failed" not in caplog.text  # the attempt in flight found nothing to record on
+        assert len(receiver.bodies("/slow/0.6")) == 1
+        assert [json.loads(r.body)["data"]["key_id"] for r in receiver.bodies("/ok")] == ["a", "b"]
+        assert await service.list_deliveries(endpoint_id=doomed.id) == []
+        assert [e.id for e in await service.list_endpoints(WORKSPACE)] == [kept.id]
+        assert first[0] in [e["id"] for e in await service.list_events(workspace_id=WORKSPACE)]
+        with pytest.raises(GatewayError) as missing:
+            await service.delete_endpoint(doomed.id)
+        assert missing.value.status == 404
 
     asyncio.run(scenario())
 

@@ -160,6 +160,13 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert "secret" not in listing["data"][0]
     text_listing = cli(gateway, "list")
     assert endpoint_id in text_listing.stdout
+    deleted = cli(gateway, "delete", failing["id"])
+    assert (deleted.returncode, deleted.stdout) == (0, f"deleted endpoint {failing['id']} and its delivery log\n")
+    assert [e["id"] for e in cli_json(gateway, "list", "--workspace", "main")["data"]] == [endpoint_id]
+    assert cli_json(gateway, "deliveries", "--endpoint", failing["id"])["data"] == []
+    again = cli(gateway, "delete", failing["id"])
+    assert again.returncode == 1
+    assert f"No webhook endpoint with id {failing['id']!r}" in again.stderr
     attempts = [json.loads(line) for line in gateway.stderr().splitlines() if '"webhook_attempt"' in line]
     assert len(attempts) >= 5
     assert {a["outcome"] for a in attempts} == {"delivered"}
