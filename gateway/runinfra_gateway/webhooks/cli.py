@@ -76,6 +76,10 @@ def _query(**params: str | int | None) -> str:
     return "?" + "&".join(pairs) if pairs else ""
 
 
+def _event_list(text: str) -> list[str]:
+    return [e.strip() for e in text.split(",") if e.strip()]
+
+
 def _path(endpoint_id: str, action: str = "") -> str:
     return f"/webhooks/endpoints/{AdminClient.quote(endpoint_id)}{action}"
 
@@ -83,7 +87,7 @@ def _path(endpoint_id: str, action: str = "") -> str:
 def _create(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"workspace_id": args.workspace, "url": args.url}
     if args.events:
-        body["events"] = [e.strip() for e in args.events.split(",") if e.strip()]
+        body["events"] = _event_list(args.events)
     if args.description:
         body["description"] = args.description
     return run_admin(args, lambda c: c.request("POST", "/webhooks/endpoints", body), _show_secret)
@@ -92,6 +96,17 @@ def _create(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     path = "/webhooks/endpoints" + _query(workspace_id=args.workspace)
     return run_admin(args, lambda c: c.request("GET", path), _show_endpoints)
+
+
+def _update(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {}
+    if args.url is not None:
+        body["url"] = args.url
+    if args.events is not None:
+        body["events"] = _event_list(args.events)
+    if args.description is not None:
+        body["description"] = args.description
+    return run_admin(args, lambda c: c.request("PATCH", _path(args.endpoint_id), body), _show_endpoint)
 
 
 def _delete(args: argparse.Namespace) -> int:
@@ -191,6 +206,16 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         action = actions.add_parser(name, parents=[parent], help=text, description=text[0].upper() + text[1:] + ".")
         action.add_argument("endpoint_id", help="the endpoint id (we_...)")
         action.set_defaults(handler=handler)
+
+    update = actions.add_parser("update", parents=[parent], help="change an endpoint's URL, events or description",
+                                description="Change an endpoint's URL, event filter or description; its id and "
+                                "signing secret stay. Deliveries not yet made go to the new URL; a new event filter "
+                                "applies to events from now on.")
+    update.add_argument("endpoint_id", help="the endpoint id (we_...)")
+    update.add_argument("--url", help="the new receiver URL (https; http only for allowed hosts)")
+    update.add_argument("--events", metavar="TYPES", help="comma-separated event types, or * for all")
+    update.add_argument("--description", help="a new note")
+    update.set_defaults(handler=_update)
 
     rotate = actions.add_parser("rotate", parents=[parent], help="new signing secret; the old one overlaps",
                                 description="Give an endpoint a new signing secret (printed once). The old "

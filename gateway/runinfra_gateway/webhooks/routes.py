@@ -82,6 +82,10 @@ async def _get(request: Request, service: WebhookService) -> Any:
     return (await service.get_endpoint(request.path_params["endpoint_id"])).to_dict()
 
 
+async def _update(request: Request, service: WebhookService) -> Any:
+    return (await service.update_endpoint(request.path_params["endpoint_id"], await _body(request))).to_dict()
+
+
 async def _delete(request: Request, service: WebhookService) -> Any:
     return await service.delete_endpoint(request.path_params["endpoint_id"])
 
@@ -137,6 +141,7 @@ def routes() -> list[BaseRoute]:
         Route("/endpoints", _endpoint(_create, 201), methods=["POST"]),
         Route("/endpoints", _endpoint(_list), methods=["GET"]),
         Route("/endpoints/{endpoint_id}", _endpoint(_get), methods=["GET"]),
+        Route("/endpoints/{endpoint_id}", _endpoint(_update), methods=["PATCH"]),
         Route("/endpoints/{endpoint_id}", _endpoint(_delete), methods=["DELETE"]),
         Route("/endpoints/{endpoint_id}/disable", _endpoint(_disable), methods=["POST"]),
         Route("/endpoints/{endpoint_id}/enable", _endpoint(_enable), methods=["POST"]),

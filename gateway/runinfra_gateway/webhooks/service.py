@@ -140,6 +140,21 @@ def _require_workspace(session: Session, workspace_id: object) -> str:
     return workspace_id
 
 
+def _event_filter(events: object) -> list[str]:
+    try:
+        return validate_event_filter(events)
+    except ValueError as exc:
+        raise errors.invalid_request(str(exc), param="events") from None
+
+
+def _check_description(description: object) -> str:
+    if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
+        raise errors.invalid_request(
+            f"description must be a string of at most {MAX_DESCRIPTION} characters.", param="description"
+        )
+    return description
+
+
 def _limit(limit: object) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST:
         raise errors.invalid_request(f"limit must be an integer from 1 to {MAX_LIST}.", param="limit")
@@ -174,14 +189,8 @@ class WebhookService:
         self, *, workspace_id: object = None, url: object = None, events: object = None, description: object = ""
     ) -> EndpointView:
         checked_url = await self.check_url(url)
-        try:
-            types = validate_event_filter(events)
-        except ValueError as exc:
-            raise errors.invalid_request(str(exc), param="events") from None
-        if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-            raise errors.invalid_request(
-                f"description must be a string of at most {MAX_DESCRIPTION} characters.", param="description"
-            )
+        types = _event_filter(events)
+        checked_description = _check_description(description)
 
         def create(session: Session) -> EndpointView:
             workspace = _require_workspace(session, workspace_id)
@@ -192,7 +201,7 @@ class WebhookService:
                 id=endpoint_id,
                 workspace_id=workspace,
                 url=checked_url,
-                description=description,
+                description=checked_description,
                 event_types=orjson.dumps(types).decode(),
                 secret_sealed=self.box.seal(secret, endpoint_id=endpoint_id),
                 enabled=True,
@@ -221,6 +230,31 @@ class WebhookService:
             endpoint = _endpoint(session, endpoint_id)
             endpoint.enabled = enabled
             endpoint.disabled_reason = None if enabled else "disabled by the operator"
+            endpoint.updated_at = time.time()
+            return _view(endpoint)
+
+        return await self.db.run(change)
+
+    async def update_endpoint(self, endpoint_id: str, changes: Mapping[str, Any]) -> EndpointView:
+        """Change an endpoint's ``url``, ``events`` or ``description``; its id and secret stay.
+
+        Deliveries not yet made go to the new URL; a new event filter applies to events from now on.
+        """
+        only_fields(changes, {"url", "events", "description"})
+        if not changes:
+            raise errors.invalid_request("Give at least one of url, events, description to change.")
+        values: dict[str, Any] = {}
+        if "url" in changes:
+            values["url"] = await self.check_url(changes["url"])
+        if "events" in changes:
+            values["event_types"] = orjson.dumps(_event_filter(changes["events"])).decode()
+        if "description" in changes:
+            values["description"] = _check_description(changes["description"])
+
+        def change(session: Session) -> EndpointView:
+            endpoint = _endpoint(session, endpoint_id)
+            for column, value in values.items():
+                setattr(endpoint, column, value)
             endpoint.updated_at = time.time()
             return _view(endpoint)
 

@@ -288,6 +288,47 @@ def test_deleting_an_endpoint_drops_its_deliveries_even_one_in_flight(
     asyncio.run(scenario())
 
 
+@BOTH_STORES
+def test_updating_an_endpoint_moves_its_deliveries_and_filter_and_keeps_its_secret(
+    db: Database, box: SecretBox, service: WebhookService, receiver: Receiver
+) -> None:
+    async def scenario() -> None:
+        endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"),
+                                                 events=["key.created"])
+        assert endpoint.secret is not None
+        updated = await service.update_endpoint(endpoint.id, {"url": receiver.url("/ok/moved"),
+                                                              "events": ["key.revoked"], "description": "moved"})
+        assert (updated.url, updated.events, updated.description) == (
+            receiver.url("/ok/moved"), ["key.revoked"], "moved")
+        assert updated.secret is None  # never shown again
+        async with dispatching(db, box):
+            assert enqueue(db, "key.created", {"key_id": "a"})  # no longer subscribed
+            enqueue(db, "key.revoked", {"key_id": "b"})
+            await wait_until(lambda: delivery_states(db) == ["delivered"], what="the moved delivery")
+        (received,) = receiver.received
+        assert received.path == "/ok/moved"
+        assert verify_with_sdk(received, endpoint.secret)["data"] == {"key_id": "b"}
+
+        refusals = [
+            ({}, None),
+            ({"secret": "mine"}, "secret"),
+            ({"url": "https://10.0.0.1/hook"}, "url"),
+            ({"url": 7}, "url"),
+            ({"events": ["nope"]}, "events"),
+            ({"description": "x" * 501}, "description"),
+        ]
+        for changes, param in refusals:
+            with pytest.raises(GatewayError) as refused:
+                await service.update_endpoint(endpoint.id, changes)
+            assert (refused.value.status, refused.value.param) == (400, param), changes
+        with pytest.raises(GatewayError) as missing:
+            await service.update_endpoint("we_missing", {"description": "x"})
+        assert missing.value.status == 404
+        assert (await service.get_endpoint(endpoint.id)).url == receiver.url("/ok/moved")  # refusals changed nothing
+
+    asyncio.run(scenario())
+
+
 def test_secret_rotation_overlap(db: Database, box: SecretBox, service: WebhookService, receiver: Receiver) -> None:
     async def scenario() -> None:
         endpoint = await service.create_endpoint(workspace_id=WORKSPACE, url=receiver.url("/ok"))

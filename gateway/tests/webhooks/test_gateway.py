@@ -160,6 +160,12 @@ def test_core_events_cli_and_admin_routes(gateway: GatewayProcess, receiver: Rec
     assert "secret" not in listing["data"][0]
     text_listing = cli(gateway, "list")
     assert endpoint_id in text_listing.stdout
+    renamed = cli_json(gateway, "update", failing["id"], "--events", "key.created", "--description", "renamed")
+    assert (renamed["events"], renamed["description"], renamed["url"]) == (["key.created"], "renamed", failing["url"])
+    assert "secret" not in renamed
+    nothing = cli(gateway, "update", failing["id"])
+    assert nothing.returncode == 1
+    assert "Give at least one of url, events, description" in nothing.stderr
     deleted = cli(gateway, "delete", failing["id"])
     assert (deleted.returncode, deleted.stdout) == (0, f"deleted endpoint {failing['id']} and its delivery log\n")
     assert [e["id"] for e in cli_json(gateway, "list", "--workspace", "main")["data"]] == [endpoint_id]
@@ -203,6 +209,20 @@ def test_admin_routes_refuse_bad_input(gateway: GatewayProcess, receiver: Receiv
         assert answer["error"]["param"] == param, (body, answer)
     status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"{not json")
     assert (status, answer["error"]["code"]) == (400, "invalid_json")
+    status, created = admin(gateway, "POST", "/webhooks/endpoints",
+                            {"workspace_id": "main", "url": receiver.url("/ok")})
+    assert status == 201, created
+    path = f"/webhooks/endpoints/{created['id']}"
+    for raw, code, param in ((b"{not json", "invalid_json", None), (b"[]", "invalid_json", None),
+                             (b'{"workspace_id": "other"}', "unsupported_parameter", "workspace_id"),
+                             (b'{"url": "https://169.254.169.254/"}', "invalid_value", "url")):
+        status, answer = admin(gateway, "PATCH", path, raw=raw)
+        assert (status, answer["error"]["code"], answer["error"]["param"]) == (400, code, param), raw
+    status, answer = admin(gateway, "PATCH", "/webhooks/endpoints/we_nope", {"description": "x"})
+    assert status == 404
+    assert admin(gateway, "GET", path)[1]["url"] == receiver.url("/ok")
+    assert admin(gateway, "DELETE", path)[0] == 200
+    assert admin(gateway, "DELETE", path)[0] == 404
     status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"[]")
     assert status == 400
     status, answer = admin(gateway, "POST", "/webhooks/endpoints", raw=b"x" * (1024 * 1024 + 1))
