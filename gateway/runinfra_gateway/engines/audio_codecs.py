@@ -26,6 +26,7 @@ __all__ = [
     "DecodedAudio",
     "decode_audio",
     "encode_speech",
+    "encode_with_ffmpeg",
     "sniff_container",
 ]
 
@@ -63,9 +64,9 @@ def encode_speech(samples: npt.NDArray[np.int16], sample_rate: int, fmt: str) ->
     elif fmt == "mp3":
         body = _lame(samples, sample_rate)
     elif fmt == "opus":
-        body = _ffmpeg(samples, sample_rate, container="ogg", codec="libopus", rate=48_000)
+        body = encode_with_ffmpeg(samples, sample_rate, container="ogg", codec="libopus", rate=48_000)
     elif fmt == "aac":
-        body = _ffmpeg(samples, sample_rate, container="adts", codec="aac", rate=sample_rate)
+        body = encode_with_ffmpeg(samples, sample_rate, container="adts", codec="aac", rate=sample_rate)
     elif fmt == "pcm":
         body = resample(samples, sample_rate, _PCM_RATE).astype("<i2").tobytes()
     else:
@@ -96,7 +97,10 @@ def _lame(samples: npt.NDArray[np.int16], sample_rate: int) -> bytes:
     return body
 
 
-def _ffmpeg(samples: npt.NDArray[np.int16], sample_rate: int, *, container: str, codec: str, rate: int) -> bytes:
+def encode_with_ffmpeg(
+    samples: npt.NDArray[np.int16], sample_rate: int, *, container: str, codec: str, rate: int
+) -> bytes:
+    """Mono 16-bit ``samples`` encoded by FFmpeg (through PyAV) as ``codec`` at ``rate`` Hz in ``container``."""
     import av
 
     out = io.BytesIO()

@@ -23,22 +23,6 @@ def expect_error(run: Callable[[Coroutine[Any, Any, Any]], Any], coro: Coroutine
     return caught.value
 
 
-def encode_with_ffmpeg(samples: npt.NDArray[np.int16], rate: int, container: str, codec: str) -> bytes:
-    """Audio in a container our encoders do not produce (webm, m4a), written by FFmpeg through PyAV."""
-    import av
-
-    out = io.BytesIO()
-    with av.open(out, mode="w", format=container) as output:
-        stream: Any = output.add_stream(codec, rate=48_000 if codec == "libopus" else rate, layout="mono")
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            output.mux(packet)
-        for packet in stream.encode(None):
-            output.mux(packet)
-    return out.getvalue()
-
-
 def wav_samples(wav: bytes) -> tuple[npt.NDArray[np.int16], int]:
     import soundfile
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from runinfra_gateway.backends.embedded import EmbeddedBackend
 from runinfra_gateway.engines._text import word_error_rate
+from runinfra_gateway.engines.audio_codecs import encode_with_ffmpeg
 
 from .conftest import Engines, Loop
-from .helpers import encode_with_ffmpeg, expect_error, upload, wav_samples
+from .helpers import expect_error, upload, wav_samples
 
 SENTENCE = "Please send the quarterly report to the finance team by Friday."
 
@@ -27,8 +28,8 @@ def _containers(loop: Loop, flite: EmbeddedBackend, wav: bytes) -> dict[str, byt
     files = {"wav": wav}
     for fmt in ("flac", "mp3", "opus"):
         files[fmt] = loop.run(flite.speech({"input": SENTENCE, "response_format": fmt, "voice": "slt"})).content
-    files["webm"] = encode_with_ffmpeg(samples, rate, "webm", "libopus")
-    files["m4a"] = encode_with_ffmpeg(samples, rate, "ipod", "aac")
+    files["webm"] = encode_with_ffmpeg(samples, rate, container="webm", codec="libopus", rate=48_000)
+    files["m4a"] = encode_with_ffmpeg(samples, rate, container="ipod", codec="aac", rate=rate)
     return files
 
 
