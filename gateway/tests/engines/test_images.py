@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import struct
+import zlib
 from typing import Any
 
 import numpy as np
 import pytest
 from runinfra_gateway.backends.base import GeneratedImages
 from runinfra_gateway.backends.embedded import EmbeddedBackend
-from runinfra_gateway.engines.digits_diffusion import digit_in_prompt
+from runinfra_gateway.engines.digits_diffusion import digit_in_prompt, render
 from runinfra_gateway.engines.png import decode_png, encode_png
 
 from .conftest import Loop
@@ -97,16 +100,56 @@ def test_bad_requests_name_their_field(loop: Loop, digits: EmbeddedBackend) -> N
     assert "0-9" in error.message
 
 
+def _decoded_by_ffmpeg(png: bytes) -> np.ndarray:
+    import av
+
+    with av.open(io.BytesIO(png)) as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="gray")
+
+
 def test_png_codec_round_trips_and_rejects_damage() -> None:
     pixels = np.random.default_rng(0).integers(0, 256, (17, 23), dtype=np.uint8)
+    pixels[0, :3] = [0, 255, 1]  # differences that wrap modulo 256 under the Sub filter
     png = encode_png(pixels)
     assert np.array_equal(decode_png(png), pixels)
+    assert np.array_equal(_decoded_by_ffmpeg(png), pixels)  # an independent decoder agrees
+    # Our decoder also reads rows filtered other ways: here alternately None and Up.
+    raw = np.concatenate([np.array([[0], [2]] * 8 + [[0]], np.uint8),
+                          np.vstack([pixels[0], np.diff(pixels, axis=0)]).astype(np.uint8)], axis=1)
+    raw[0::2, 1:] = pixels[0::2]
+    start = png.index(b"IDAT") - 4
+    body = zlib.compress(raw.tobytes())
+    idat = struct.pack(">I", len(body)) + b"IDAT" + body + struct.pack(">I", zlib.crc32(b"IDAT" + body))
+    assert np.array_equal(decode_png(png[:start] + idat + b"\x00\x00\x00\x00IEND\xaeB`\x82"), pixels)
     damaged = bytearray(png)
     damaged[40] ^= 0xFF
     with pytest.raises(ValueError, match=r"damaged|does not match"):
         decode_png(bytes(damaged))
     with pytest.raises(ValueError, match="signature"):
         decode_png(b"GIF89a")
+
+
+def _render_by_interp(ink: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The renderer as first written (np.interp row by row, then column by column): the oracle."""
+    side = min(width, height)
+    h, w = ink.shape
+    ys = np.clip((np.arange(side) + 0.5) * h / side - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(side) + 0.5) * w / side - 0.5, 0, w - 1)
+    rows = np.array([np.interp(xs, np.arange(w), row) for row in ink])
+    square = np.array([np.interp(ys, np.arange(h), col) for col in rows.T]).T
+    page = np.full((height, width), 255, dtype=np.uint8)
+    top, left = (height - side) // 2, (width - side) // 2
+    page[top : top + side, left : left + side] = (255.0 * (1.0 - square)).round().astype(np.uint8)
+    return page
+
+
+@pytest.mark.parametrize("size", [(1024, 1024), (64, 32), (37, 91), (8, 8)])
+def test_rendering_matches_the_row_by_row_interpolation(size: tuple[int, int]) -> None:
+    rng = np.random.default_rng(size[0])
+    for _ in range(3):
+        ink = rng.random((8, 8))
+        assert np.array_equal(render(ink, *size), _render_by_interp(ink, *size))
 
 
 def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: Any) -> None:
