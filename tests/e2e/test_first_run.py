@@ -46,11 +46,13 @@ def test_first_run_serves_every_modality(tmp_path: Path) -> None:
         assert [decode_png(base64.b64decode(item["b64_json"])).shape  # type: ignore[typeddict-item]
                 for item in inline["data"]] == [(64, 64), (64, 64)]
 
-        speech = client.audio.speech.create(model="piper-joe", input="What colour is the sky?", voice="joe",
+        # Piper's speech differs a little every time; whisper-tiny heard this question's key word in 60 of 60
+        # tries through the pipeline, "What colour is the sky?" as "...this guy?" in 4 of 40.
+        speech = client.audio.speech.create(model="piper-joe", input="What is the capital of France?", voice="joe",
                                             response_format="wav")
         voice = RunInfra(api_key=pipeline_key, base_url=gateway.v1, pipeline_id="voice", max_retries=0)
         answer = voice.voice.pipeline.create(audio=speech.content, mime_type="audio/wav")
-        assert "sky" in answer["transcript"].lower()
+        assert "france" in answer["transcript"].lower()
         assert answer["response_text"]
         assert base64.b64decode(answer["audio_base64"])
     finally:
