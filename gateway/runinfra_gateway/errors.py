@@ -74,7 +74,7 @@ class GatewayError(Exception):
         return f"GatewayError({self.status}, {self.type!r}, code={self.code!r}, param={self.param!r})"
 
 
-# 400: the request itself is wrong.
+# 400 / 408 / 413 / 431: the request itself is wrong (or too large, or too slow to arrive).
 def invalid_request(message: str, *, code: str = "invalid_value", param: str | None = None) -> GatewayError:
     return GatewayError(400, "invalid_request_error", message, code=code, param=param)
 
@@ -110,7 +110,6 @@ def request_too_large(limit_bytes: int) -> GatewayError:
     )
 
 
-# 401 / 402 / 403: who is asking and whether they may.
 def request_headers_too_large(limit_bytes: int) -> GatewayError:
     return GatewayError(
         431,
@@ -125,6 +124,7 @@ def request_timeout(message: str) -> GatewayError:
     return GatewayError(408, "invalid_request_error", message, code="request_timeout")
 
 
+# 401 / 402 / 403: who is asking and whether they may.
 def auth_error(message: str = "Missing, unknown or revoked API key.") -> GatewayError:
     return GatewayError(401, "auth_error", message, code="invalid_api_key")
 
