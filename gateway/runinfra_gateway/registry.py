@@ -195,15 +195,13 @@ class Registry:
         """Install ``runtime`` in place of any deployment with its id, then verify it."""
         old = self._by_id.get(runtime.id)
         self._by_id[runtime.id] = runtime
-        if old is not None and old.backend is not None and old is not runtime:
-            await old.backend.aclose()
+        if old is not runtime:
+            await _close_engine(old)
         return await self.verify(runtime.id, progress)
 
     async def remove(self, deployment_id: str) -> None:
         """Stop routing to ``deployment_id`` and close its engine (as :meth:`replace` closes the one it replaces)."""
-        runtime = self._by_id.pop(deployment_id, None)
-        if runtime is not None and runtime.backend is not None:
-            await runtime.backend.aclose()
+        await _close_engine(self._by_id.pop(deployment_id, None))
 
     async def verify(self, deployment_id: str, progress: ProgressCallback | None = None) -> DeploymentRuntime:
         """(Re)build if needed and run every probe; the outcome decides whether the deployment is active."""
@@ -262,3 +260,9 @@ class Registry:
                 with contextlib.suppress(Exception):  # closing the others matters more than one failed close
                     await runtime.backend.aclose()
                 runtime.backend = None
+
+
+async def _close_engine(runtime: DeploymentRuntime | None) -> None:
+    """Close the engine of a runtime that is no longer routed (one that was never built has none)."""
+    if runtime is not None and runtime.backend is not None:
+        await runtime.backend.aclose()
