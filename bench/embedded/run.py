@@ -6,12 +6,13 @@ side builds the embedded backends in this process and awaits them; the
 deployment tables, called over keep-alive HTTP with a workspace key. Calls
 alternate between the two sides so drift in machine load hits both alike.
 
-Reported per modality: median latency each way, the gateway's added time
-(ms and % of the engine's own time), and for streaming chat the
-time-to-first-token difference and the inter-token cadence (tokens must reach
-the client as they are generated, with no batching).
+Reported per modality: latency one request at a time (median each way, the
+gateway's added time in ms and % of the engine's own time); throughput with
+several requests in flight (requests/s each way and their ratio); and for
+streaming chat the time-to-first-token difference and the inter-token cadence
+(tokens must reach the client as they are generated, with no batching).
 
-    python bench/embedded/run.py [--rounds 7] [--stream-rounds 30]
+    python bench/embedded/run.py [--rounds 7] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
     python bench/embedded/run.py --direct-only       # the engine side alone (no gateway)
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import http.client
 import json
 import secrets
@@ -30,6 +32,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -65,6 +69,9 @@ class Loop:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(600)
+
+    def run_call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        return self.run(make())
 
 
 class Http:
@@ -147,54 +154,76 @@ async def _direct_stream(backend: EmbeddedBackend) -> list[float]:
     return arrivals
 
 
-def _throughput(loop: Loop, embedder: EmbeddedBackend, gateway: GatewayProcess | None, http_client: Http | None,
-                rounds: int) -> None:
-    """Requests per second for many small concurrent embedding requests (the micro-batcher's case)."""
-    concurrency, total = 16, 128
-    texts = [f"a short sentence number {i} to embed" for i in range(total)]
+@dataclass(frozen=True)
+class Case:
+    """One modality's request, as an in-process call and as the same request over HTTP."""
+
+    label: str
+    direct: Callable[[], Coroutine[Any, Any, Any]]
+    path: str
+    body: bytes
+    content_type: str = "application/json"
+    concurrency: int = 4
+
+    def over_http(self, client: Http) -> None:
+        status, payload = client.post(self.path, self.body, self.content_type)
+        assert status == 200, payload[:300]
+
+
+def _json_case(label: str, direct: Callable[[], Coroutine[Any, Any, Any]], path: str, body: dict[str, Any],
+               concurrency: int = 4) -> Case:
+    return Case(label, direct, path, json.dumps(body).encode(), concurrency=concurrency)
+
+
+def _throughput(loop: Loop, case: Case, gateway_url: str | None, key: str, count: int, rounds: int
+                ) -> tuple[float, float]:
+    """Requests per second for ``count`` requests, ``case.concurrency`` in flight, each way (best of ``rounds``).
+
+    The gateway side's clients are Python threads with a keep-alive connection each, in this process.
+    """
+    concurrency = case.concurrency
 
     async def direct_all() -> None:
         limit = asyncio.Semaphore(concurrency)
 
-        async def one(text: str) -> None:
+        async def one() -> None:
             async with limit:
-                await embedder.embeddings({"input": text})
+                await case.direct()
 
-        await asyncio.gather(*(one(t) for t in texts))
+        await asyncio.gather(*(one() for _ in range(count)))
+
+    clients = [Http(gateway_url, key) for _ in range(concurrency)] if gateway_url is not None else []
 
     def gateway_all() -> None:
-        assert gateway is not None
-        assert http_client is not None
-        from concurrent.futures import ThreadPoolExecutor
-
-        clients = [Http(gateway.base_url, http_client.key) for _ in range(concurrency)]
-
         def worker(index: int) -> None:
-            for text in texts[index::concurrency]:
-                body = json.dumps({"model": "bench-embed", "input": text}).encode()
-                status, payload = clients[index].post("/v1/embeddings", body)
-                assert status == 200, payload[:200]
+            for _ in range(index, count, concurrency):
+                case.over_http(clients[index])
 
         with ThreadPoolExecutor(concurrency) as pool:
             list(pool.map(worker, range(concurrency)))
 
     direct_rates, gateway_rates = [], []
-    for _ in range(max(1, rounds // 2)):
-        direct_rates.append(total / (_timed(lambda: loop.run(direct_all())) / 1000.0))
-        if http_client is not None:
-            gateway_rates.append(total / (_timed(gateway_all) / 1000.0))
-    print(f"\nembeddings throughput, {total} one-sentence requests, {concurrency} in flight: "
-          f"direct {max(direct_rates):.0f} req/s, gateway {max(gateway_rates) if gateway_rates else float('nan'):.0f} "
-          f"req/s (best of {len(direct_rates)}; the gateway client is {concurrency} Python threads)")
+    for _ in range(rounds):
+        direct_rates.append(count / (_timed(lambda: loop.run(direct_all())) / 1000.0))
+        if clients:
+            gateway_rates.append(count / (_timed(gateway_all) / 1000.0))
+    for client in clients:
+        client.connection.close()
+    return max(direct_rates), max(gateway_rates) if gateway_rates else float("nan")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="timed calls each way per modality (default 7)")
     parser.add_argument("--stream-rounds", type=int, default=30,
                         help="streamed answers each way for time to first token (default 30)")
-    parser.add_argument("--only", default="chat,stream,embeddings,speech,transcription,images")
-    parser.add_argument("--direct-only", action="store_true")
+    parser.add_argument("--only", default="chat,stream,embeddings,speech,transcription,images",
+                        help="comma-separated modalities to run (default: all)")
+    parser.add_argument("--throughput-seconds", type=float, default=3.0,
+                        help="length of each throughput run, each way (default 3; 0 skips throughput)")
+    parser.add_argument("--throughput-rounds", type=int, default=2,
+                        help="throughput runs each way, best kept (default 2)")
+    parser.add_argument("--direct-only", action="store_true", help="time the in-process engines only (no gateway)")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     data_dir = Path(tempfile.mkdtemp(prefix="runinfra-bench-embedded-"))
@@ -215,6 +244,7 @@ def main() -> int:
 
     http_client: Http | None = None
     gateway: GatewayProcess | None = None
+    key = ""
     if not args.direct_only:
         admin = "rat_" + secrets.token_urlsafe(24)
         config = {
@@ -234,7 +264,7 @@ def main() -> int:
         key = json.loads(connection.getresponse().read())["secret"]
         http_client = Http(gateway.base_url, key)
 
-    rows: list[tuple[str, list[float], list[float]]] = []
+    cases: list[Case] = []
     try:
         speech_wav = b""
         if "transcription" in direct or "speech" in direct:
@@ -242,81 +272,93 @@ def main() -> int:
             if tts is not None:
                 speech_wav = loop.run(tts.speech({"input": SPOKEN, "response_format": "wav"})).content
 
-        def compare(label: str, run_direct: Callable[[], Any], run_gateway: Callable[[], Any]) -> None:
-            run_direct()
-            if http_client is not None:
-                run_gateway()  # warm both sides once
-            d_times, g_times = [], []
-            for _ in range(args.rounds):
-                d_times.append(_timed(run_direct))
-                if http_client is not None:
-                    g_times.append(_timed(run_gateway))
-            rows.append((label, d_times, g_times))
-
-        def gateway_call(path: str, body: dict[str, Any]) -> Callable[[], Any]:
-            def call() -> None:
-                assert http_client is not None
-                status, payload = http_client.post(path, json.dumps(body).encode())
-                assert status == 200, payload[:300]
-
-            return call
-
         if "chat" in wanted:
-            body = {**CHAT_BODY, "model": "bench-chat"}
-            compare("chat (64 tokens)", lambda: loop.run(direct["chat"].chat(dict(CHAT_BODY))),
-                    gateway_call("/v1/chat/completions", body))
+            chat = direct["chat"]
+            cases.append(_json_case("chat (64 tokens)", lambda: chat.chat(dict(CHAT_BODY)), "/v1/chat/completions",
+                                    {**CHAT_BODY, "model": "bench-chat"}))
         if "embeddings" in wanted:
             embedder = direct["embeddings"]
-            compare("embeddings (32 sentences)", lambda: loop.run(embedder.embeddings({"input": SENTENCES})),
-                    gateway_call("/v1/embeddings", {"model": "bench-embed", "input": SENTENCES}))
+            cases.append(_json_case("embeddings (32 sentences)", lambda: embedder.embeddings({"input": SENTENCES}),
+                                    "/v1/embeddings", {"model": "bench-embed", "input": SENTENCES}))
         if "speech" in wanted:
+            speaker = direct["speech"]
             speech = {"input": SPOKEN, "response_format": "wav", "voice": "joe"}
-            compare("speech (piper, wav)", lambda: loop.run(direct["speech"].speech(dict(speech))),
-                    gateway_call("/v1/audio/speech", {**speech, "model": "bench-tts"}))
+            cases.append(_json_case("speech (piper, wav)", lambda: speaker.speech(dict(speech)), "/v1/audio/speech",
+                                    {**speech, "model": "bench-tts"}))
         if "transcription" in wanted and speech_wav:
+            transcriber = direct["transcription"]
             fields = {"model": "bench-asr", "response_format": "json"}
             multipart, content_type = _multipart(fields, speech_wav)
             upload = TranscriptionInput(speech_wav, "a.wav", "audio/wav", fields, multipart, content_type)
-
-            def gateway_asr() -> None:
-                assert http_client is not None
-                status, payload = http_client.post("/v1/audio/transcriptions", multipart, content_type)
-                assert status == 200, payload[:300]
-
-            compare("transcription (whisper, 4 s)", lambda: loop.run(direct["transcription"].transcribe(upload)),
-                    gateway_asr)
+            cases.append(Case("transcription (whisper, 4 s)", lambda: transcriber.transcribe(upload),
+                              "/v1/audio/transcriptions", multipart, content_type))
         if "images" in wanted:
+            painter = direct["images"]
             # The default size (no "size" given: 1024x1024, as OpenAI's) and a small one, where the
             # engine's own time is shortest and a fixed HTTP round trip weighs most.
             for label, image in (
                 ("image (digits, default 1024)", {"prompt": "a handwritten 7", "n": 1}),
                 ("image (digits, 256x256)", {"prompt": "a handwritten 7", "n": 1, "size": "256x256"}),
             ):
-                compare(label, lambda image=image: loop.run(direct["images"].images(dict(image))),
-                        gateway_call("/v1/images/generations", {**image, "model": "bench-images"}))
+                cases.append(_json_case(label, lambda image=image: painter.images(dict(image)),
+                                        "/v1/images/generations", {**image, "model": "bench-images"}))
+
+        # Latency: one call at a time, alternating sides, after one untimed call each way.
+        rows: list[tuple[Case, list[float], list[float]]] = []
+        for case in cases:
+            run_direct = functools.partial(loop.run_call, case.direct)
+            run_direct()
+            if http_client is not None:
+                case.over_http(http_client)
+            d_times, g_times = [], []
+            for _ in range(args.rounds):
+                d_times.append(_timed(run_direct))
+                if http_client is not None:
+                    g_times.append(_timed(functools.partial(case.over_http, http_client)))
+            rows.append((case, d_times, g_times))
 
         print()
+        print("latency, one request at a time")
         # Medians show the typical call; minima the cost with the least interference from other
         # processes on a shared machine (the gateway's own cost is the difference either way). Each
         # round times one call each way back to back, so "pair" (the median of the per-round
         # differences, over the median direct time) cancels load that drifts between rounds.
         print(f"{'modality':<30}{'':>5}{'direct ms':>11}{'gateway ms':>12}{'added ms':>10}{'added %':>9}")
-        for label, d_times, g_times in rows:
+        for case, d_times, g_times in rows:
             for kind, pick in (("med", _median), ("min", min)):
                 d = pick(d_times)
                 g = pick(g_times) if g_times else float("nan")
                 added = g - d
-                name = label if kind == "med" else ""
+                name = case.label if kind == "med" else ""
                 print(f"{name:<30}{kind:>5}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%")
             if g_times:
                 added = _median([gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)])
                 d = _median(d_times)
                 print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%")
 
-        if "embeddings" in wanted:
-            _throughput(loop, direct["embeddings"], gateway, http_client, args.rounds)
+        # Throughput: several requests in flight each way. The engines run one job at a time (one
+        # thread), so this shows whether the gateway's own work overlaps the engine's or adds to it.
+        if args.throughput_seconds > 0:
+            throughput_cases = list(cases)
+            if "embeddings" in wanted:  # many small requests: the micro-batcher's case
+                throughput_cases.append(_json_case(
+                    "embeddings (1 sentence)", lambda: embedder.embeddings({"input": SENTENCES[0]}),
+                    "/v1/embeddings", {"model": "bench-embed", "input": SENTENCES[0]}, concurrency=16))
+            print()
+            print(f"throughput, requests in flight as shown (best of {args.throughput_rounds} runs of "
+                  f"~{args.throughput_seconds:g} s each way; gateway clients are Python threads in this process)")
+            print(f"{'modality':<30}{'in flight':>10}{'direct req/s':>14}{'gateway req/s':>15}{'gateway/direct':>16}")
+            medians = {case.label: _median(d_times) for case, d_times, _ in rows}
+            for case in throughput_cases:
+                one_ms = medians.get(case.label) or _timed(functools.partial(loop.run_call, case.direct))
+                count = max(2 * case.concurrency, min(2000, round(args.throughput_seconds * 1000.0 / one_ms)))
+                base_url = gateway.base_url if gateway is not None else None
+                d_rate, g_rate = _throughput(loop, case, base_url, key, count, args.throughput_rounds)
+                print(f"{case.label:<30}{case.concurrency:>10}{d_rate:>14.1f}{g_rate:>15.1f}{g_rate / d_rate:>15.1%}")
 
         if "stream" in wanted:
+            if http_client is not None:
+                http_client.connection.close()  # idle through the throughput runs: the gateway may have closed it
             d_ttft, g_ttft, d_gaps, g_gaps, d_counts, g_counts = [], [], [], [], [], []
             # One untimed answer each way first: both engines then hold the prompt's prefix in their cache.
             loop.run(_direct_stream(direct["chat"]))
