@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from runinfra_gateway.backends.base import GeneratedImages
 from runinfra_gateway.backends.embedded import EmbeddedBackend
-from runinfra_gateway.engines.digits_diffusion import digit_in_prompt, render
+from runinfra_gateway.engines.digits_diffusion import DigitsModel, digit_in_prompt, render, sample
 from runinfra_gateway.engines.png import decode_png, encode_png
 
 from .conftest import Loop
@@ -150,6 +150,37 @@ def test_rendering_matches_the_row_by_row_interpolation(size: tuple[int, int]) -
     for _ in range(3):
         ink = rng.random((8, 8))
         assert np.array_equal(render(ink, *size), _render_by_interp(ink, *size))
+
+
+def _sample_step_by_step(model: DigitsModel, digit: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Guided DDIM as written down: the conditioned and the unconditioned prediction separately, every step."""
+    from runinfra_gateway.engines.digits_diffusion import _CLASSES, _STEPS, _alpha_bars
+
+    bars = _alpha_bars()
+    schedule = np.linspace(_STEPS - 1, 0, 40).round().astype(np.int64)
+    x = rng.normal(size=(count, 64))
+    for i, t in enumerate(schedule):
+        ts = np.full(count, t)
+        eps_c = model.predict(model.inputs(x, ts, np.full(count, digit)))
+        eps_u = model.predict(model.inputs(x, ts, np.full(count, _CLASSES)))
+        eps = eps_u + 3.0 * (eps_c - eps_u)
+        a, a_next = bars[t], (bars[schedule[i + 1]] if i + 1 < len(schedule) else 1.0)
+        x0 = np.clip((x - np.sqrt(1 - a) * eps) / np.sqrt(a), -1.0, 1.0)
+        eps = (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
+        x = np.sqrt(a_next) * x0 + np.sqrt(1 - a_next) * eps
+    return np.clip((x + 1.0) / 2.0, 0.0, 1.0).reshape(count, 8, 8)
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_batched_guidance_samples_what_two_predictions_per_step_sample(count: int) -> None:
+    model = DigitsModel.initial(np.random.default_rng(1))
+    model.params["w3"] *= 10.0  # an untrained model's output layer starts near zero; make the noise matter
+    for digit in (0, 7):
+        batched = sample(model, digit, count, np.random.default_rng(digit), steps=40, guidance=3.0)
+        reference = _sample_step_by_step(model, digit, count, np.random.default_rng(digit))
+        assert batched.shape == (count, 8, 8)
+        assert np.allclose(batched, reference, atol=1e-5), float(np.abs(batched - reference).max())
+        assert not np.allclose(batched, sample(model, digit, count, np.random.default_rng(99)))
 
 
 def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: Any) -> None:
