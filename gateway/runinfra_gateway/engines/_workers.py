@@ -101,15 +101,27 @@ class StreamIterator(Generic[X]):
 
 
 class WorkerPool(Generic[M]):
-    """``workers`` threads, one model each (made by ``load`` on that thread), one bounded queue."""
+    """``workers`` threads, one model each, one bounded queue.
 
-    def __init__(self, name: str, load: Callable[[], M], *, workers: int = 1, queue_size: int = 8) -> None:
+    Each thread makes its model with ``load`` and, when it stops, hands it to ``unload`` (if given).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        load: Callable[[], M],
+        *,
+        workers: int = 1,
+        queue_size: int = 8,
+        unload: Callable[[M], None] | None = None,
+    ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
         if queue_size < 1:
             raise ValueError("queue_size must be at least 1")
         self.name = name
         self._load = load
+        self._unload = unload
         self._workers = workers
         self._queue: queue.Queue[_Job | None] = queue.Queue(maxsize=queue_size)
         self._loaded: list[concurrent.futures.Future[None]] = []
@@ -233,13 +245,20 @@ class WorkerPool(Generic[M]):
             self._fail_queued(exc)
             return
         loaded.set_result(None)
-        while True:
-            job = self._queue.get()
-            if job is None:
-                return
-            if job.cancelled.is_set() or job.abandoned():
-                continue
-            job.run(model)
+        try:
+            while True:
+                job = self._queue.get()
+                if job is None:
+                    return
+                if job.cancelled.is_set() or job.abandoned():
+                    continue
+                job.run(model)
+        finally:
+            if self._unload is not None:
+                try:
+                    self._unload(model)
+                except Exception:
+                    log.exception("engine %s failed to release its model", self.name)
 
     def _fail_queued(self, exc: BaseException) -> None:
         """When every worker failed to load, the queued jobs fail instead of waiting forever."""

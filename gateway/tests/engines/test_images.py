@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import struct
+import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -197,3 +201,72 @@ def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: An
         loop.run(backend.aclose())
     assert [r.ok for r in results] == [True]
     assert weights.read_bytes().startswith(b"PK")  # a fresh .npz (zip) replaced the damaged file
+
+
+def _sampler_processes(parent: int) -> set[int]:
+    """PIDs of ``parent``'s multiprocessing children that run jobs (not its resource tracker)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == parent and b"multiprocessing.spawn" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def _gone(pid: int, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return True
+        if state == "Z":  # exited, not yet reaped by its parent
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_sampler_process_fails_one_request_and_is_replaced(loop: Loop, tmp_path: Any) -> None:
+    from runinfra_gateway.backends.embedded import create_embedded_backend
+
+    before = _sampler_processes(os.getpid())
+    backend = create_embedded_backend(
+        "digits-crash", {"engine": "digits_diffusion", "weights_path": str(tmp_path / "w.npz"), "train_steps": 50}
+    )
+    try:
+        assert [r.ok for r in loop.run(backend.verify(["images.generate"]))] == [True]
+        (child,) = _sampler_processes(os.getpid()) - before
+        os.kill(child, signal.SIGKILL)
+        assert _gone(child, within=10)
+        error = expect_error(loop.run, backend.images({"prompt": "a 3", "size": "64x64"}))
+        assert error.status == 503
+        assert "restarted" in error.message
+        answer = loop.run(backend.images({"prompt": "a 3", "size": "64x64"}))
+        assert decode_png(answer.as_png(0)).shape == (64, 64)
+        (replacement,) = _sampler_processes(os.getpid()) - before
+        assert replacement != child
+    finally:
+        loop.run(backend.aclose())
+    assert _gone(replacement, within=10)  # closing the engine stops its process
+
+
+def test_the_sampler_process_exits_when_the_gateway_is_killed(tmp_path: Any) -> None:
+    from runinfra_gateway.testing import GatewayProcess
+
+    digits = {"id": "digits", "backend": "embedded", "engine": "digits_diffusion", "operations": ["images.generate"]}
+    config = {"deployments": [{**digits, "train_steps": 50}]}
+    gateway = GatewayProcess(tmp_path / "gateway", config=config).start(timeout=120)
+    try:
+        assert gateway.process is not None
+        children = _sampler_processes(gateway.process.pid)
+        assert len(children) == 1
+    finally:
+        gateway.kill()  # SIGKILL: no shutdown code runs in the gateway
+    (child,) = children
+    assert _gone(child, within=10)
