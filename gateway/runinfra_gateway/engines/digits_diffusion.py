@@ -8,23 +8,18 @@ image, the timestep and the digit class. Sampling is DDIM with
 classifier-free guidance. Training takes seconds on a CPU; the weights are
 saved in the data dir and reused. It draws the digits 0-9 named in the prompt
 (as a numeral or a word), upscaled to the requested size, as PNG. Drawing runs
-in a child process per worker (see :class:`_SamplerProcess`).
+in a child process per worker (see :mod:`._digits_process`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
-import multiprocessing.connection
 import os
 import re
-import signal
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,11 +30,12 @@ import numpy.typing as npt
 from .. import errors
 from ..backends.base import GeneratedImages
 from . import _params
+from ._digits_process import DigitsProcess, DrawJob
 from ._options import EngineOptions
 from ._workers import WorkerPool
 from .png import encode_png
 
-__all__ = ["DigitsDiffusionEngine", "DigitsModel", "digit_in_prompt", "render", "sample", "train"]
+__all__ = ["DigitsDiffusionEngine", "DigitsModel", "digit_in_prompt", "draw_pngs", "render", "sample", "train"]
 
 Array = npt.NDArray[np.floating[Any]]
 
@@ -259,12 +255,12 @@ class DigitsDiffusionEngine:
         self._train_steps = options.integer("train_steps", 2000, minimum=10)
         self._sample_steps = options.integer("sample_steps", 40, minimum=2)
         self._guidance = options.number("guidance", 3.0)
-        self.pool: WorkerPool[_SamplerProcess] = WorkerPool(
+        self.pool: WorkerPool[DigitsProcess] = WorkerPool(
             deployment_id,
             self._start_sampler,
             workers=options.integer("workers", 1),
             queue_size=options.integer("queue_size", 8),
-            unload=_SamplerProcess.close,
+            unload=DigitsProcess.close,
         )
 
     def weights_path(self) -> Path:
@@ -272,8 +268,8 @@ class DigitsDiffusionEngine:
             return self._weights
         return self._options.data_dir() / f"digits-diffusion-v{_WEIGHTS_VERSION}-{self._train_steps}.npz"
 
-    def _start_sampler(self) -> _SamplerProcess:
-        return _SamplerProcess(self._load())
+    def _start_sampler(self) -> DigitsProcess:
+        return DigitsProcess(self._load().params)
 
     def _load(self) -> DigitsModel:
         path = self.weights_path()
@@ -314,89 +310,16 @@ class DigitsDiffusionEngine:
         width, height = _size(body.get("size"))
         _params.choice(body, "response_format", "b64_json", ("b64_json", "url"))
         seed = int.from_bytes(np.random.bytes(8), "little")
-        job = _DrawJob(digit, count, width, height, seed, self._sample_steps, self._guidance)
+        job = DrawJob(digit, count, width, height, seed, self._sample_steps, self._guidance)
         pngs = await self.pool.run(lambda sampler: sampler.draw(job))
         return GeneratedImages(created=int(time.time()), images=pngs)
 
 
-@dataclass(frozen=True)
-class _DrawJob:
-    digit: int
-    count: int
-    width: int
-    height: int
-    seed: int
-    steps: int
-    guidance: float
-
-
-class _SamplerProcess:
-    """The model in a child process of its own, one per worker thread.
-
-    Sampling is hundreds of small NumPy calls that hold the GIL between them; in the
-    gateway's process every one of them competed with the event loop (measured: 75 %
-    of the in-process request rate at 256x256 with 4 in flight, and every other
-    request on the gateway slowed while images were drawn). The worker thread now
-    waits for the child with the GIL released.
-    """
-
-    def __init__(self, model: DigitsModel) -> None:
-        self._params = model.params
-        self._executor = self._start()
-
-    def _start(self) -> ProcessPoolExecutor:
-        executor = ProcessPoolExecutor(
-            1, mp_context=multiprocessing.get_context("spawn"), initializer=_adopt_model, initargs=(self._params,)
-        )
-        executor.submit(_child_ready).result()  # started now, not by the first request
-        return executor
-
-    def draw(self, job: _DrawJob) -> list[bytes]:
-        try:
-            return self._executor.submit(_draw, job).result()
-        except BrokenProcessPool:
-            self._executor.shutdown(wait=False)
-            self._executor = self._start()
-            raise errors.deployment_error(
-                "The image engine's process stopped while drawing; it has been restarted. Retry the request.",
-                status=503,
-                retry_after_seconds=1,
-            ) from None
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-# -- the child process -----------------------------------------------------------------
-
-_child_model: list[DigitsModel] = []  # the child's one model, set by _adopt_model when the child starts
-
-
-def _adopt_model(params: dict[str, Array]) -> None:
-    # Ctrl-C reaches the whole process group: the gateway drains its requests and then closes us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
-    _child_model.append(DigitsModel(params))
-
-
-def _exit_with_parent(sentinel: int) -> None:
-    # This process holds both ends of its job pipe, so a gateway killed with SIGKILL would never be noticed
-    # (the child would live on, holding the gateway's stdout and stderr); its exit sentinel is.
-    multiprocessing.connection.wait([sentinel])
-    os._exit(0)
-
-
-def _child_ready() -> bool:
-    return bool(_child_model)
-
-
-def _draw(job: _DrawJob) -> list[bytes]:
-    """PNG bytes of ``job.count`` samples (in the child process)."""
+def draw_pngs(model: DigitsModel, job: DrawJob) -> list[bytes]:
+    """PNG bytes of ``job.count`` samples (in the deployment's sampler process)."""
     rng = np.random.default_rng(job.seed)
     with _one_blas_thread():  # the deployment's one thread, for the sampling and the resizing products alike
-        inks = sample(_child_model[0], job.digit, job.count, rng, steps=job.steps, guidance=job.guidance)
+        inks = sample(model, job.digit, job.count, rng, steps=job.steps, guidance=job.guidance)
         return [encode_png(render(ink, job.width, job.height)) for ink in inks]
 
 

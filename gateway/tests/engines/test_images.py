@@ -204,7 +204,7 @@ def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: An
 
 
 def _sampler_processes(parent: int) -> set[int]:
-    """PIDs of ``parent``'s multiprocessing children that run jobs (not its resource tracker)."""
+    """PIDs of ``parent``'s digits sampler processes."""
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -214,7 +214,7 @@ def _sampler_processes(parent: int) -> set[int]:
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and b"multiprocessing.spawn" in command:
+        if int(stat[1]) == parent and b"runinfra_gateway.engines._digits_process" in command:
             found.add(int(entry.name))
     return found
 
