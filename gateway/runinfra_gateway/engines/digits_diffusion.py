@@ -98,6 +98,7 @@ class DigitsModel:
         return cls(params)
 
     def inputs(self, x: Array, t: npt.NDArray[np.int64], labels: npt.NDArray[np.int64]) -> Array:
+        """The predictor's input rows: noisy image (64), time features, class one-hot (10 = no class)."""
         onehot = np.zeros((x.shape[0], _CLASSES + 1), np.float32)
         onehot[np.arange(x.shape[0]), labels] = 1.0
         return np.concatenate([x.astype(np.float32), _time_features(t), onehot], axis=1)
@@ -174,7 +175,7 @@ def sample(
     x = rng.normal(size=(count, 64))
     # Both predictions of the guidance in one batch (rows [0, count) name the digit, the rest "no class"),
     # and the input rows built once, only the noisy image and the step's time features written per step:
-    # half the NumPy calls, and each one holds the GIL the event loop also needs (2.0 vs 3.3 ms a sample).
+    # half the NumPy calls of predicting each half on its own (2.0 vs 3.3 ms a sample).
     labels = np.concatenate([np.full(count, digit), np.full(count, _CLASSES)])
     inputs = model.inputs(np.concatenate([x, x]), np.zeros(2 * count, np.int64), labels)
     times = _time_features(schedule)
