@@ -122,10 +122,6 @@ class DigitsProcess:
                     retry_after_seconds=1,
                 ) from None
 
-    @property
-    def pid(self) -> int:
-        return self._process.pid
-
     def close(self) -> None:
         """End the child: it exits when its stdin closes."""
         with self._lock:
