@@ -203,6 +203,12 @@ def test_damaged_saved_weights_are_replaced_by_training(loop: Loop, tmp_path: An
     assert weights.read_bytes().startswith(b"PK")  # a fresh .npz (zip) replaced the damaged file
 
 
+def _state_and_parent(pid: int) -> tuple[str, int]:
+    """Fields 3 and 4 of ``/proc/<pid>/stat`` (after the command name, which may hold spaces); OSError once gone."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return fields[0], int(fields[1])
+
+
 def _sampler_processes(parent: int) -> set[int]:
     """PIDs of ``parent``'s digits sampler processes."""
     found = set()
@@ -210,11 +216,11 @@ def _sampler_processes(parent: int) -> set[int]:
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            _, ppid = _state_and_parent(int(entry.name))
             command = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(stat[1]) == parent and b"runinfra_gateway.engines._digits_process" in command:
+        if ppid == parent and b"runinfra_gateway.engines._digits_process" in command:
             found.add(int(entry.name))
     return found
 
@@ -223,7 +229,7 @@ def _gone(pid: int, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            state, _ = _state_and_parent(pid)
         except OSError:
             return True
         if state == "Z":  # exited, not yet reaped by its parent
