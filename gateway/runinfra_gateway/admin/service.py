@@ -415,7 +415,7 @@ async def recent_requests(
                 "input_tokens": row.input_tokens,
                 "output_tokens": row.output_tokens,
                 "cost_microcents": row.cost_microcents,
-                "created": row.created.isoformat(),
+                "created": datetime.fromtimestamp(row.created_at, timezone.utc).isoformat(),
             }
             for row in session.scalars(query)
         ]

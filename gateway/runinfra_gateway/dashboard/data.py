@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, case, cast, extract, func, select
+from sqlalchemy import BigInteger, ColumnElement, case, cast, func, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
@@ -117,11 +117,15 @@ async def list_keys(state: GatewayState, workspace_id: str) -> list[KeyView]:
         if not ids:
             return {}
         query = (
-            select(RequestLog.key_id, func.max(RequestLog.created))
+            select(RequestLog.key_id, func.max(RequestLog.created_at))
             .where(RequestLog.key_id.in_(ids))
             .group_by(RequestLog.key_id)
         )
-        return {str(key_id): created for key_id, created in session.execute(query) if created is not None}
+        return {
+            str(key_id): datetime.fromtimestamp(created, timezone.utc)
+            for key_id, created in session.execute(query)
+            if created is not None
+        }
 
     used = await state.db.run(last_used)
     return [
@@ -196,11 +200,11 @@ async def adjust_credits(state: GatewayState, workspace_id: str, cents: float) -
 
 
 def _epoch_bucket(session: Session, seconds: int) -> Any:
-    """``created`` as whole periods of ``seconds`` since the epoch, computed by the database (SQLite or PostgreSQL)."""
-    epoch: ColumnElement[Any] = extract("epoch", RequestLog.created)
+    """``created_at`` as whole periods of ``seconds`` since the epoch, computed by SQLite or PostgreSQL."""
+    epoch: ColumnElement[Any] = RequestLog.created_at.expression
     if session.get_bind().dialect.name != "sqlite":
-        # PostgreSQL's EXTRACT keeps the fraction and CAST rounds it: 23:59:59.7 would count for the next
-        # day. SQLite's STRFTIME('%s') is already whole seconds.
+        # PostgreSQL's CAST rounds: 23:59:59.7 would count for the next day. SQLite's truncates, which
+        # for times after 1970 is the floor (its FLOOR needs a build with the math functions).
         epoch = func.floor(epoch)
     return cast(epoch, BigInteger) // seconds
 
@@ -220,7 +224,7 @@ async def usage_per_day(state: GatewayState, workspace_id: str, days: int) -> li
                 func.sum(case((RequestLog.status >= 400, 1), else_=0)),
                 func.sum(RequestLog.cost_microcents),
             )
-            .where(RequestLog.workspace_id == workspace_id, RequestLog.created >= start)
+            .where(RequestLog.workspace_id == workspace_id, RequestLog.created_at >= start.timestamp())
             .group_by(day)
         )
         return {
@@ -286,7 +290,7 @@ async def _metrics(state: GatewayState, workspace_id: str | None) -> dict[str, _
     bucket_seconds = int(METRICS_WINDOW.total_seconds()) // METRICS_BUCKETS
     now = int(datetime.now(timezone.utc).timestamp())
     first = now // bucket_seconds - METRICS_BUCKETS + 1
-    start = datetime.fromtimestamp(first * bucket_seconds, tz=timezone.utc)
+    start = first * bucket_seconds
     await state.request_log.flush()
 
     def query(session: Session) -> list[tuple[str, int, int, int, float]]:
@@ -299,7 +303,7 @@ async def _metrics(state: GatewayState, workspace_id: str | None) -> dict[str, _
                 func.sum(case((RequestLog.status >= 500, 1), else_=0)),
                 func.sum(RequestLog.latency_ms),
             )
-            .where(RequestLog.created >= start, RequestLog.deployment_id.is_not(None))
+            .where(RequestLog.created_at >= start, RequestLog.deployment_id.is_not(None))
             .group_by(RequestLog.deployment_id, bucket)
         )
         if workspace_id is not None:

@@ -1,9 +1,9 @@
 """The ``request_log`` table, written in batches by a background task, never on the request path.
 
-The request path hands over a plain tuple (no dict, no datetime per request);
-rows are built when the batch is written, at most ``interval_seconds`` after the
-first row of the batch arrived. With no rows the task sleeps until one arrives:
-an idle gateway does not wake up to write nothing.
+The request path hands over a plain tuple (no dict, no datetime), written as it
+is at most ``interval_seconds`` after the first row of the batch arrived. With no
+rows the task sleeps until one arrives: an idle gateway does not wake up to write
+nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timezone
 from typing import Any, cast
 
 from sqlalchemy import Table
@@ -27,10 +26,10 @@ logger = logging.getLogger("runinfra_gateway")
 _MAX_PENDING = 50_000
 _COLUMNS = (
     "request_id", "client_request_id", "workspace_id", "key_id", "deployment_id", "operation", "method", "path",
-    "status", "error_type", "latency_ms", "input_tokens", "output_tokens", "cost_microcents", "created",
+    "status", "error_type", "latency_ms", "input_tokens", "output_tokens", "cost_microcents", "created_at",
 )
 _TABLE = cast(Table, RequestLog.__table__)
-#: One finished request, in :data:`_COLUMNS` order (``created`` as Unix seconds).
+#: One finished request, in :data:`_COLUMNS` order (``created_at`` as Unix seconds).
 Row = tuple[Any, ...]
 
 
@@ -63,7 +62,7 @@ class RequestLogWriter:
         rows, self._pending = self._pending, []
 
         def write(session: Session) -> None:
-            insert_rows(session, _TABLE, _COLUMNS, [(*row[:-1], _utc(row[-1])) for row in rows])
+            insert_rows(session, _TABLE, _COLUMNS, rows)
 
         try:
             await self._db.run(write)
@@ -77,6 +76,3 @@ class RequestLogWriter:
                 await self._task
         await self.flush()
 
-
-def _utc(created: float) -> datetime:
-    return datetime.fromtimestamp(created, timezone.utc)

@@ -10,6 +10,8 @@ statements). One statement per chunk of rows releases it once per chunk.
 Why not SQLAlchemy's ORM or Core inserts: they process every parameter of
 every row in Python. Here only the columns whose type needs it for this
 dialect (SQLite's DATETIME strings, say) go through SQLAlchemy's bind processor.
+Numeric columns do not: the writers pass ints and floats, which every driver
+takes as they are (the processor exists to turn ``Decimal`` into ``float``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Numeric, Table
 from sqlalchemy.orm import Session
 
 __all__ = ["insert_rows"]
@@ -39,6 +41,8 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Se
     processors = []
     for index, name in enumerate(columns):
         column_type = table.c[name].type
+        if isinstance(column_type, Numeric):
+            continue
         processor = column_type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             processors.append((index, processor))

@@ -72,7 +72,7 @@ class RequestLog(Base):
     """One row per finished /v1 request, written in batches off the request path."""
 
     __tablename__ = "request_log"
-    __table_args__ = (Index("ix_request_log_workspace_created", "workspace_id", "created"),)
+    __table_args__ = (Index("ix_request_log_workspace_created_at", "workspace_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -89,7 +89,8 @@ class RequestLog(Base):
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_microcents: Mapped[int] = mapped_column(BigInteger, default=0)
-    created: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: Unix seconds, like the ledger's: a float is written as it is, where a datetime costs a conversion per row.
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class GatewayMeta(Base):

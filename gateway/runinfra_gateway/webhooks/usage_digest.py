@@ -30,7 +30,7 @@ def day_to_summarise(now: datetime, delay_seconds: float) -> date:
 
 
 def _summary(session: Session, workspace_id: str, day: date) -> dict[str, Any]:
-    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
     rows = session.execute(
         select(
             RequestLog.operation,
@@ -42,8 +42,8 @@ def _summary(session: Session, workspace_id: str, day: date) -> dict[str, Any]:
         )
         .where(
             RequestLog.workspace_id == workspace_id,
-            RequestLog.created >= start,
-            RequestLog.created < start + timedelta(days=1),
+            RequestLog.created_at >= start,
+            RequestLog.created_at < start + 86_400,
         )
         .group_by(RequestLog.operation)
     ).all()

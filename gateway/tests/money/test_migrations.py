@@ -1,4 +1,4 @@
-"""The billing and idempotency revisions create exactly the tables their models declare."""
+"""The billing and idempotency revisions, and the request log's, create exactly the tables their models declare."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from alembic.migration import MigrationContext
 from runinfra_gateway.billing import models as billing_models
 from runinfra_gateway.idempotency import models as idempotency_models
 from runinfra_gateway.store import Base, Database
+from runinfra_gateway.store.models import RequestLog
 
-MONEY_TABLES = {
+CHECKED_TABLES = {
     billing_models.CreditAccount.__tablename__,
     billing_models.LedgerEntry.__tablename__,
     billing_models.OpenHold.__tablename__,
     billing_models.JournalCheckpoint.__tablename__,
     idempotency_models.IdempotencyRecord.__tablename__,
+    RequestLog.__tablename__,
 }
 
 
@@ -28,14 +30,14 @@ def test_migrated_schema_matches_the_models(db: Database) -> None:
         change = difference[0] if isinstance(difference, list) else difference
         for part in change if isinstance(change, tuple) else ():
             if isinstance(part, str):
-                if part in MONEY_TABLES:
+                if part in CHECKED_TABLES:
                     return part
                 continue
             name = getattr(part, "name", None)
             table = getattr(part, "table", None)
-            if table is not None and getattr(table, "name", None) in MONEY_TABLES:
+            if table is not None and getattr(table, "name", None) in CHECKED_TABLES:
                 return str(table.name)
-            if name in MONEY_TABLES:
+            if name in CHECKED_TABLES:
                 return str(name)
         return None
 
@@ -43,4 +45,4 @@ def test_migrated_schema_matches_the_models(db: Database) -> None:
     assert ours == []
     with db.engine.connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
-    assert {"0002_billing", "0003_idempotency"} <= set(heads)
+    assert {"0002_billing", "0003_idempotency", "0004_request_log_epoch"} <= set(heads)

@@ -1,4 +1,5 @@
-"""The request log's batch insert (multi-row INSERTs) on both databases: every column comes back as written."""
+"""The request log on both databases: the batch insert (multi-row INSERTs) returns every column as written,
+and the migration that turned its timestamp into Unix seconds keeps each row's time, both ways."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from runinfra_gateway.observability.request_log import RequestLogWriter
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.bulk import MAX_PARAMETERS
+from runinfra_gateway.store.migrate import MIGRATIONS_DIR
 from runinfra_gateway.store.models import RequestLog
-from sqlalchemy import func, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, func, select
 
 CREATED = 1_790_000_000.25  # 2026-09-21 14:13:20.25 UTC
 
@@ -50,9 +54,7 @@ def test_request_log_rows_round_trip(db: Database) -> None:
     )
     assert second.path == "/v1/nope'); DROP TABLE request_log; --"
     assert (second.error_type, second.client_request_id, second.workspace_id) == ("not_found", None, None)
-    expected = datetime.fromtimestamp(CREATED, timezone.utc)
-    created = first.created if first.created.tzinfo else first.created.replace(tzinfo=timezone.utc)
-    assert created == expected
+    assert (first.created_at, second.created_at) == (CREATED, CREATED + 1)
 
 
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
@@ -71,3 +73,31 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> Non
         last = session.scalars(select(RequestLog).where(RequestLog.request_id == f"req_{count - 1:06d}")).one()
     assert tuple(stored) == (count, sum(range(count)))
     assert (last.cost_microcents, last.output_tokens) == (count - 1, 1)
+
+
+def _migrate(db: Database, direction: str, revision: str) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        getattr(command, direction)(config, revision)
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_the_epoch_migration_keeps_each_rows_time_both_ways(db: Database) -> None:
+    created = CREATED + 0.123456
+    _write(db, [("req_old", None, "ws_1", None, None, None, "GET", "/v1/models", 200, None, 1.0, 0, 0, 0, created)])
+
+    _migrate(db, "downgrade", "0001_core")  # back to the timestamp column
+    old_table = Table("request_log", MetaData(), Column("request_id", String), Column("created", DateTime(True)))
+    with db.engine.connect() as connection:
+        (as_timestamp,) = connection.execute(select(old_table.c.created)).one()
+    if as_timestamp.tzinfo is None:  # SQLite keeps the UTC text without an offset
+        as_timestamp = as_timestamp.replace(tzinfo=timezone.utc)
+    assert as_timestamp == datetime.fromtimestamp(created, timezone.utc)
+
+    _migrate(db, "upgrade", "heads")
+    with db.session() as session:
+        row = session.scalars(select(RequestLog)).one()
+    assert row.request_id == "req_old"
+    assert abs(row.created_at - created) < 1e-6

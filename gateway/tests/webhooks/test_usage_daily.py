@@ -33,7 +33,7 @@ def _log(db: Database, workspace: str, when: datetime, operation: str, status: i
                 input_tokens=10,
                 output_tokens=5,
                 cost_microcents=cost,
-                created=when,
+                created_at=when.timestamp(),
             )
         )
 
