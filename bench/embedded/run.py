@@ -7,7 +7,9 @@ deployment tables, called over keep-alive HTTP with a workspace key. Calls
 alternate between the two sides so drift in machine load hits both alike.
 
 Reported per modality: latency one request at a time (median each way, the
-gateway's added time in ms and % of the engine's own time); throughput with
+gateway's added time in ms and % of the engine's own time), next to the time
+of an authenticated HTTP round trip that runs no engine (``GET /v1/models`` on
+the same connection: the part of "added" that is the exchange itself); throughput with
 several requests in flight (requests/s each way and their ratio); and for
 streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
@@ -88,6 +90,13 @@ class Http:
         )
         response = self.connection.getresponse()
         return response.status, response.read()
+
+    def models(self) -> None:
+        """``GET /v1/models``: an authenticated round trip that runs no engine."""
+        self.connection.request("GET", "/v1/models", headers={"Authorization": f"Bearer {self.key}"})
+        response = self.connection.getresponse()
+        assert response.status == 200, response.read()[:300]
+        response.read()
 
     def stream(self, path: str, body: dict[str, Any]) -> list[float]:
         """Arrival times (perf_counter) of each content delta of an SSE chat stream."""
@@ -335,6 +344,12 @@ def main() -> int:
                 added = _median([gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)])
                 d = _median(d_times)
                 print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+        if http_client is not None:
+            client = http_client
+            client.models()
+            exchange = [_timed(client.models) for _ in range(max(50, 5 * args.rounds))]
+            print(f"an HTTP round trip with no engine (GET /v1/models, same connection and key): "
+                  f"median {_median(exchange):.2f} ms, min {min(exchange):.2f} ms")
 
         # Throughput: several requests in flight each way. The engines run one job at a time (one
         # thread), so this shows whether the gateway's own work overlaps the engine's or adds to it.

@@ -20,6 +20,14 @@ same gateway with a fresh ``Idempotency-Key`` on every non-stream request, so
 each answer is stored before it is sent. LiteLLM (``litellm[proxy]``)
 is installed into its own venv (``.venv-bench``) with ``uv`` on first use; with
 no database and ``LITELLM_LOCAL_MODEL_COST_MAP=True``.
+
+``--awake`` measures without the cost of waking an idle CPU: a busy loop at the
+lowest priority (``nice -n 19``) on each CPU keeps it from halting, and any
+real work preempts it at once. On a VM that halts its idle vCPUs without
+polling first (``haltpoll.guest_halt_poll_ns=0`` on the kernel command line;
+the run prints a note when it finds that) every wake-up is a VM exit and an
+interrupt through the host, paid twice per proxied request at concurrency 1.
+The loops are not in any proxy's process tree, so CPU per request is unchanged.
 """
 
 from __future__ import annotations
@@ -539,6 +547,8 @@ def main() -> int:
     parser.add_argument("--no-idempotency", action="store_true",
                         help="skip the gw+idem row (the gateway with a fresh Idempotency-Key on every request)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory with all logs")
+    parser.add_argument("--awake", action="store_true",
+                        help="keep both CPUs out of idle halts while measuring (a nice-19 busy loop on each)")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="after setting up, print the targets and wait this many seconds (for profiling)")
     args = parser.parse_args()
@@ -556,6 +566,10 @@ def main() -> int:
     notes: list[str] = []
     if (os.cpu_count() or 1) < 2:
         notes.append("only one CPU: proxies and load generators share it")
+    if "guest_halt_poll_ns=0" in Path("/proc/cmdline").read_text():
+        notes.append("this VM halts idle CPUs without polling (haltpoll.guest_halt_poll_ns=0): a wake-up is a VM exit")
+    if args.awake:
+        notes.append("--awake: both CPUs kept out of idle halts by a nice-19 busy loop each")
     with workspace(args.keep) as workdir:
         try:
             nginx_port = free_port()
@@ -608,6 +622,10 @@ def main() -> int:
                 time.sleep(args.hold)
             total = args.rounds * len(concurrencies) * len(targets)
             done = 0
+            if args.awake:
+                for cpu in (PROXY_CPU, LOAD_CPU):
+                    procs.start(["nice", "-n", "19", PYTHON, "-c", "while True: pass"], cpu=cpu,
+                                log=workdir / f"awake-{cpu}.log")
             for _ in range(args.rounds):
                 for c in concurrencies:
                     for target in targets:
