@@ -7,6 +7,13 @@ of rows becomes thousands of GIL handoffs (measured: 17,500 rows next to a
 busy Python thread took 4.4-45 s by ``executemany``, 0.27 s as multi-row
 statements). One statement per chunk of rows releases it once per chunk.
 
+Why chunks of a power of two rows: a statement is compiled once per distinct
+text, and compiling a multi-row ``VALUES`` costs SQLite about as much as running
+it (measured: 6.4-9.1 us per row when every batch had its own row count, 3.0-3.9
+with the same rows split into power-of-two chunks). Both drivers keep prepared
+statements by text (``sqlite3`` the last 128 per connection; psycopg prepares one
+on the server after a few uses), so each table needs at most 11 texts, ever.
+
 Why not SQLAlchemy's ORM or Core inserts: they process every parameter of
 every row in Python. Here only the columns whose type needs it for this
 dialect (SQLite's DATETIME strings, say) go through SQLAlchemy's bind processor.
@@ -48,11 +55,24 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: Se
             processors.append((index, processor))
     if processors:
         rows = [_processed(row, processors) for row in rows]
-    per_statement = max(1, MAX_PARAMETERS // len(columns))
-    for start in range(0, len(rows), per_statement):
-        chunk = rows[start : start + per_statement]
+    start = 0
+    for size in _chunk_sizes(len(rows), MAX_PARAMETERS // len(columns)):
+        chunk = rows[start : start + size]
+        start += size
         parameters = tuple(value for row in chunk for value in row)
-        connection.exec_driver_sql(head + ", ".join([row_markers] * len(chunk)), parameters)
+        connection.exec_driver_sql(head + ", ".join([row_markers] * size), parameters)
+
+
+def _chunk_sizes(count: int, most: int) -> list[int]:
+    """``count`` as a sum of powers of two, each at most ``most`` (largest first): few distinct statements."""
+    largest = 1 << (max(1, most).bit_length() - 1)
+    sizes = [largest] * (count // largest)
+    rest = count % largest
+    while rest:
+        size = 1 << (rest.bit_length() - 1)
+        sizes.append(size)
+        rest -= size
+    return sizes
 
 
 def _processed(row: tuple[Any, ...], processors: list[tuple[int, Any]]) -> tuple[Any, ...]:

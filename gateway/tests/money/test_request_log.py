@@ -60,7 +60,7 @@ def test_request_log_rows_round_trip(db: Database) -> None:
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> None:
     per_statement = MAX_PARAMETERS // 15
-    count = 2 * per_statement + 3  # two full statements and a short one
+    count = 2 * per_statement + 3  # 2,135 rows: statements of 1,024, 1,024, 64, 16, 4, 2 and 1 rows
     rows = [
         (f"req_{i:06d}", None, "ws_1", "key_1", "smollm2", "chat.completions", "POST", "/v1/chat/completions",
          200, None, 1.0, i, 1, i, CREATED + i)
@@ -71,8 +71,10 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> Non
     with db.session() as session:
         stored = session.execute(select(func.count(), func.sum(RequestLog.input_tokens))).one()
         last = session.scalars(select(RequestLog).where(RequestLog.request_id == f"req_{count - 1:06d}")).one()
+        in_order = list(session.scalars(select(RequestLog.request_id).order_by(RequestLog.id)))
     assert tuple(stored) == (count, sum(range(count)))
     assert (last.cost_microcents, last.output_tokens) == (count - 1, 1)
+    assert in_order == [row[0] for row in rows]
 
 
 def _migrate(db: Database, direction: str, revision: str) -> None:
