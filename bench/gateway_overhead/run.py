@@ -22,8 +22,8 @@ is installed into its own venv (``.venv-bench``) with ``uv`` on first use; with
 no database and ``LITELLM_LOCAL_MODEL_COST_MAP=True``.
 
 ``--awake`` measures without the cost of waking an idle CPU: a busy loop at the
-lowest priority (``nice -n 19``) on each CPU keeps it from halting, and any
-real work preempts it at once. On a VM that halts its idle vCPUs without
+lowest priority (nice 19, and so is its scheduler autogroup) on each CPU keeps
+it from halting, and any real work preempts it at once. On a VM that halts its idle vCPUs without
 polling first (``haltpoll.guest_halt_poll_ns=0`` on the kernel command line;
 the run prints a note when it finds that) every wake-up is a VM exit and an
 interrupt through the host, paid twice per proxied request at concurrency 1.
@@ -62,6 +62,17 @@ LOAD_CPU = "0"
 # nginx tells the gateway's short verification probe (a non-stream chat) from the benchmark's stream
 # requests by body size: the canned SSE answer goes to bodies of 300 bytes or more.
 PROMPT = "Summarise the following paragraph in one sentence. " * 6
+# --awake: a busy loop that yields to anything else on its CPU. Started in a session of its own, it also
+# heads its own scheduler autogroup, which would get an equal share whatever the nice value inside it: the
+# group's own nice value is lowered too.
+IDLE_LOOP = """
+import contextlib, os
+os.nice(19)
+with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+    group.write("19")
+while True:
+    pass
+"""
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -624,8 +635,7 @@ def main() -> int:
             done = 0
             if args.awake:
                 for cpu in (PROXY_CPU, LOAD_CPU):
-                    procs.start(["nice", "-n", "19", PYTHON, "-c", "while True: pass"], cpu=cpu,
-                                log=workdir / f"awake-{cpu}.log")
+                    procs.start([PYTHON, "-c", IDLE_LOOP], cpu=cpu, log=workdir / f"awake-{cpu}.log")
             for _ in range(args.rounds):
                 for c in concurrencies:
                     for target in targets:
