@@ -33,6 +33,7 @@ their own allotment or SQL-side holds; that is not built.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import functools
 import logging
@@ -77,6 +78,10 @@ class Hold:
     workspace_id: str
     microcents: int
     request_id: str
+
+
+def _sequence(record: dict[str, Any]) -> int:
+    return int(record["s"])
 
 
 class _Account:
@@ -367,7 +372,12 @@ class Ledger:
         through = self._seq
         async with self._flush_lock:
             while self._pending and self._pending[0]["s"] <= through:
-                batch = [record for record in self._pending[: self._batch_size] if record["s"] <= through]
+                # The queue is in sequence order: the batch is a prefix, found by bisection (not a loop
+                # on the event loop over up to batch_size records).
+                end = bisect.bisect_right(
+                    self._pending, through, hi=min(len(self._pending), self._batch_size), key=_sequence
+                )
+                batch = self._pending[:end]
                 applied = await self._db.run(
                     functools.partial(
                         apply_records, records=batch, checkpoint=self._checkpoint, accounts=self._sql_accounts
