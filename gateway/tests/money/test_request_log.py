@@ -8,12 +8,10 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from runinfra_gateway.observability.request_log import RequestLogWriter
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.bulk import MAX_PARAMETERS
-from runinfra_gateway.store.migrate import MIGRATIONS_DIR
+from runinfra_gateway.store.migrate import downgrade, upgrade
 from runinfra_gateway.store.models import RequestLog
 from sqlalchemy import Column, DateTime, MetaData, String, Table, func, select
 
@@ -77,20 +75,12 @@ def test_a_batch_larger_than_one_statement_is_written_whole(db: Database) -> Non
     assert in_order == [row[0] for row in rows]
 
 
-def _migrate(db: Database, direction: str, revision: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with db.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        getattr(command, direction)(config, revision)
-
-
 @pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 def test_the_epoch_migration_keeps_each_rows_time_both_ways(db: Database) -> None:
     created = CREATED + 0.123456
     _write(db, [("req_old", None, "ws_1", None, None, None, "GET", "/v1/models", 200, None, 1.0, 0, 0, 0, created)])
 
-    _migrate(db, "downgrade", "0001_core")  # back to the timestamp column
+    downgrade(db, "0001_core")  # back to the timestamp column
     old_table = Table("request_log", MetaData(), Column("request_id", String), Column("created", DateTime(True)))
     with db.engine.connect() as connection:
         (as_timestamp,) = connection.execute(select(old_table.c.created)).one()
@@ -98,7 +88,7 @@ def test_the_epoch_migration_keeps_each_rows_time_both_ways(db: Database) -> Non
         as_timestamp = as_timestamp.replace(tzinfo=timezone.utc)
     assert as_timestamp == datetime.fromtimestamp(created, timezone.utc)
 
-    _migrate(db, "upgrade", "heads")
+    upgrade(db)
     with db.session() as session:
         row = session.scalars(select(RequestLog)).one()
     assert row.request_id == "req_old"
