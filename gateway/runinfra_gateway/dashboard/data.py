@@ -113,7 +113,7 @@ async def list_keys(state: GatewayState, workspace_id: str) -> list[KeyView]:
     await state.request_log.flush()
     ids = [str(r["id"]) for r in rows]
 
-    def last_used(session: Session) -> dict[str, datetime]:
+    def last_used(session: Session) -> dict[str, float]:
         if not ids:
             return {}
         query = (
@@ -121,11 +121,7 @@ async def list_keys(state: GatewayState, workspace_id: str) -> list[KeyView]:
             .where(RequestLog.key_id.in_(ids))
             .group_by(RequestLog.key_id)
         )
-        return {
-            str(key_id): datetime.fromtimestamp(created, timezone.utc)
-            for key_id, created in session.execute(query)
-            if created is not None
-        }
+        return {str(key_id): created for key_id, created in session.execute(query) if created is not None}
 
     used = await state.db.run(last_used)
     return [
@@ -136,7 +132,7 @@ async def list_keys(state: GatewayState, workspace_id: str) -> list[KeyView]:
             scope=str(r["scope"]),
             pipeline_id=r.get("pipeline_id"),
             created=_when(_parse_time(r.get("created"))) or "",
-            last_used=_when(used.get(str(r["id"]))),
+            last_used=_when(_parse_time(used.get(str(r["id"])))),
             revoked=bool(r.get("revoked")),
         )
         for r in rows
