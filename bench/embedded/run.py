@@ -9,8 +9,9 @@ alternate between the two sides so drift in machine load hits both alike.
 Reported per modality: latency one request at a time (median each way, the
 gateway's added time in ms and % of the engine's own time), next to the time
 of an authenticated HTTP round trip that runs no engine (``GET /v1/models`` on
-the same connection: the part of "added" that is the exchange itself); throughput with
-several requests in flight (requests/s each way and their ratio); and for
+the same connection: the part of "added" that is the exchange itself);
+throughput with several requests in flight (requests/s each way and their
+ratio); and for
 streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
 
@@ -345,9 +346,8 @@ def main() -> int:
                 d = _median(d_times)
                 print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%")
         if http_client is not None:
-            client = http_client
-            client.models()
-            exchange = [_timed(client.models) for _ in range(max(50, 5 * args.rounds))]
+            http_client.models()
+            exchange = [_timed(http_client.models) for _ in range(max(50, 5 * args.rounds))]
             print(f"an HTTP round trip with no engine (GET /v1/models, same connection and key): "
                   f"median {_median(exchange):.2f} ms, min {min(exchange):.2f} ms")
 

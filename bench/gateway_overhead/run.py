@@ -23,11 +23,12 @@ no database and ``LITELLM_LOCAL_MODEL_COST_MAP=True``.
 
 ``--awake`` measures without the cost of waking an idle CPU: a busy loop at the
 lowest priority (nice 19, and so is its scheduler autogroup) on each CPU keeps
-it from halting, and any real work preempts it at once. On a VM that halts its idle vCPUs without
-polling first (``haltpoll.guest_halt_poll_ns=0`` on the kernel command line;
-the run prints a note when it finds that) every wake-up is a VM exit and an
-interrupt through the host, paid twice per proxied request at concurrency 1.
-The loops are not in any proxy's process tree, so CPU per request is unchanged.
+it from halting, and any real work preempts it at once. On a VM that halts its
+idle vCPUs without polling first (``haltpoll.guest_halt_poll_ns=0`` on the
+kernel command line; the run prints a note when it finds that) every wake-up is
+a VM exit and an interrupt through the host, paid twice per proxied request at
+concurrency 1. The loops are not in any proxy's process tree, so CPU per request
+is unchanged.
 """
 
 from __future__ import annotations

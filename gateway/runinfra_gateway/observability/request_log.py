@@ -75,4 +75,3 @@ class RequestLogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.flush()
-

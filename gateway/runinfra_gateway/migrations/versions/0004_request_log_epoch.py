@@ -21,6 +21,7 @@ down_revision: str | Sequence[str] | None = "0001_core"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
 def _sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
@@ -48,7 +49,8 @@ def downgrade() -> None:
     if _sqlite():
         op.execute(
             "UPDATE request_log SET created = STRFTIME('%Y-%m-%d %H:%M:%S', created_at, 'unixepoch')"
-            " || PRINTF('.%06d', MIN(999999, CAST(ROUND((created_at - CAST(created_at AS INTEGER)) * 1e6) AS INTEGER)))"
+            " || PRINTF('.%06d',"
+            " MIN(999999, CAST(ROUND((created_at - CAST(created_at AS INTEGER)) * 1e6) AS INTEGER)))"
         )
     else:
         op.execute("UPDATE request_log SET created = TO_TIMESTAMP(created_at)")
