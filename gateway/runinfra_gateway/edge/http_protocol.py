@@ -18,6 +18,13 @@ waiting for it sees the client leave and marks the request with
 ``{"error": {...}}`` like any other response, and the connection is then closed.
 Timers are armed only for heads and bodies that span reads, never for a request
 that arrives in one.
+
+A response's status line and headers wait for its first body write (or the end
+of the event loop's current pass, for a stream whose first event is not ready)
+and leave with it in one ``writev``. uvicorn writes them separately; on
+loopback the first write wakes the client, which then sleeps again for the body
+(measured: a median 0.33 ms between the two writes of a one-at-a-time image
+request, as the woken client took the CPU the gateway needed to write the body).
 """
 
 from __future__ import annotations
@@ -42,6 +49,42 @@ BODY_TIMED_OUT = "runinfra.body_timed_out"
 
 class _HeadTooLarge(Exception):
     """Raised from a parser callback: httptools then stops and uvicorn calls ``send_400_response``."""
+
+
+class _HeadWithBody:
+    """One response cycle's view of the transport: its first write (the head) is held for the next one."""
+
+    __slots__ = ("_first", "_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._first = True
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.writelines((held, data))
+        elif self._first:
+            self._first = False
+            self._held = data
+            self._loop.call_soon(self._flush)
+        else:
+            self._transport.write(data)
+
+    def _flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -100,6 +143,9 @@ class GatewayHttpProtocol(HttpToolsProtocol):
             self._head_too_large = True
             raise _HeadTooLarge
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # None or an older cycle when the request upgrades
+            cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._cancel_body_timer()

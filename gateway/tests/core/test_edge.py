@@ -276,6 +276,25 @@ def test_pipelined_requests_each_start_a_fresh_head(gateway: GatewayProcess) -> 
     assert b"431" not in answer
 
 
+def test_a_whole_response_arrives_in_one_read(gateway: GatewayProcess, tenant: Tenant) -> None:
+    # Head and body leave in one write: a client reading once has the whole response, never the head alone.
+    parts = urlsplit(gateway.base_url)
+    requests = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + tenant.key.encode() + b"\r\n\r\n",
+        b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"
+        b"Authorization: Bearer " + tenant.key.encode() + b"\r\n\r\n{}",
+    ]
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        for _ in range(20):
+            for payload in requests:
+                sock.sendall(payload)
+                head, _, body = sock.recv(1 << 20).partition(b"\r\n\r\n")
+                lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+                assert lengths, head
+                assert len(body) == int(lengths[0].split(b":")[1]), (head, body[:200])
+
+
 @pytest.fixture(scope="module")
 def impatient_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway that gives a request head one second, and lets a body pause for one second."""
