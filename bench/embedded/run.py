@@ -15,7 +15,7 @@ ratio); and for
 streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
 
-    python bench/embedded/run.py [--rounds 7] [--stream-rounds 30] [--throughput-seconds 3]
+    python bench/embedded/run.py [--rounds 7] [--latency-seconds 2] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
     python bench/embedded/run.py --direct-only       # the engine side alone (no gateway)
 """
@@ -48,6 +48,7 @@ from runinfra_gateway.testing import GatewayProcess
 T = TypeVar("T")
 
 THREADS = 1
+MAX_ROUNDS = 300
 DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "chat": {"id": "bench-chat", "engine": "llama_cpp", "operations": ["chat.completions"], "n_ctx": 2048},
     "embeddings": {"id": "bench-embed", "engine": "onnx_embeddings", "operations": ["embeddings"]},
@@ -267,7 +268,11 @@ def _throughput(loop: Loop, case: Case, gateway_url: str | None, key: str, count
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7, help="timed calls each way per modality (default 7)")
+    parser.add_argument("--rounds", type=int, default=7,
+                        help="timed calls each way per modality, at least (default 7)")
+    parser.add_argument("--latency-seconds", type=float, default=2.0,
+                        help=f"more rounds for short calls: up to this much timed time each way (default 2; "
+                             f"at most {MAX_ROUNDS} rounds)")
     parser.add_argument("--stream-rounds", type=int, default=30,
                         help="streamed answers each way for time to first token (default 30)")
     parser.add_argument("--only", default="chat,stream,embeddings,speech,transcription,images",
@@ -356,15 +361,19 @@ def main() -> int:
                 cases.append(_json_case(label, lambda image=image: painter.images(dict(image)),
                                         "/v1/images/generations", {**image, "model": "bench-images"}))
 
-        # Latency: one call at a time, alternating sides, after one untimed call each way.
+        # Latency: one call at a time, alternating sides, after one untimed call each way. A short call
+        # gets more rounds (up to --latency-seconds of timed calls each way): its added time is a fraction
+        # of a millisecond, which one noisy round can hide.
         rows: list[tuple[Case, list[float], list[float]]] = []
         for case in cases:
             run_direct = functools.partial(loop.run_call, case.direct)
             run_direct()
             if http_client is not None:
                 case.over_http(http_client)
+            one_ms = _timed(run_direct)
+            rounds = max(args.rounds, min(MAX_ROUNDS, int(args.latency_seconds * 1000.0 / one_ms)))
             d_times, g_times = [], []
-            for _ in range(args.rounds):
+            for _ in range(rounds):
                 d_times.append(_timed(run_direct))
                 if http_client is not None:
                     g_times.append(_timed(functools.partial(case.over_http, http_client)))
@@ -376,14 +385,15 @@ def main() -> int:
         # processes on a shared machine (the gateway's own cost is the difference either way). Each
         # round times one call each way back to back, so "pair" (the median of the per-round
         # differences, over the median direct time) cancels load that drifts between rounds.
-        print(f"{'modality':<30}{'':>5}{'direct ms':>11}{'gateway ms':>12}{'added ms':>10}{'added %':>9}")
+        print(f"{'modality':<30}{'':>5}{'direct ms':>11}{'gateway ms':>12}{'added ms':>10}{'added %':>9}{'rounds':>8}")
         for case, d_times, g_times in rows:
             for kind, pick in (("med", _median), ("min", min)):
                 d = pick(d_times)
                 g = pick(g_times) if g_times else float("nan")
                 added = g - d
                 name = case.label if kind == "med" else ""
-                print(f"{name:<30}{kind:>5}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+                rounds = str(len(d_times)) if kind == "med" else ""
+                print(f"{name:<30}{kind:>5}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%{rounds:>8}")
             if g_times:
                 added = _median([gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)])
                 d = _median(d_times)

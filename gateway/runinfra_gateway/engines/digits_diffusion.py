@@ -17,6 +17,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import threading
 import time
 from collections.abc import Mapping
@@ -310,7 +311,7 @@ class DigitsDiffusionEngine:
         count = _params.integer(body, "n", 1, low=1, high=_MAX_N) or 1
         width, height = _size(body.get("size"))
         _params.choice(body, "response_format", "b64_json", ("b64_json", "url"))
-        seed = int.from_bytes(np.random.bytes(8), "little")
+        seed = secrets.randbits(64)  # np.random.bytes: ~0.1 ms of cold NumPy calls on the event loop
         job = DrawJob(digit, count, width, height, seed, self._sample_steps, self._guidance)
         pngs = await self.pool.run(lambda sampler: sampler.draw(job))
         return GeneratedImages(created=int(time.time()), images=pngs)
