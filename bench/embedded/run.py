@@ -11,7 +11,8 @@ gateway's added time in ms and % of the engine's own time), next to the time
 of an authenticated HTTP round trip that runs no engine (``GET /v1/models`` on
 the same connection: the part of "added" that is the exchange itself);
 throughput with several requests in flight (requests/s each way and their
-ratio); and for
+ratio; each request in flight is a thread calling the engine or the gateway,
+and the in-process rate from as many coroutines is printed beside it); and for
 streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
 
@@ -230,14 +231,26 @@ def _json_case(label: str, direct: Callable[[], Coroutine[Any, Any, Any]], path:
 
 
 def _throughput(loop: Loop, case: Case, gateway_url: str | None, key: str, count: int, rounds: int
-                ) -> tuple[float, float]:
-    """Requests per second for ``count`` requests, ``case.concurrency`` in flight, each way (best of ``rounds``).
+                ) -> tuple[float, float, float]:
+    """Requests per second for ``count`` requests, ``case.concurrency`` in flight (best of ``rounds``).
 
-    The gateway side's clients are Python threads with a keep-alive connection each, in this process.
+    Returns (direct from threads, gateway, direct from coroutines). The gateway side's clients are
+    Python threads with a keep-alive connection each, in this process; the direct side's callers are
+    as many threads calling the engine in-process (the same shape of caller, without HTTP), and, for
+    comparison, as many coroutines on one event loop: those resume in the same loop pass when a batch
+    answers them, so a batching engine sees them all again at once, which independent callers are not.
     """
     concurrency = case.concurrency
 
-    async def direct_all() -> None:
+    def each_thread(call: Callable[[int], None]) -> None:
+        def worker(index: int) -> None:
+            for _ in range(index, count, concurrency):
+                call(index)
+
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(worker, range(concurrency)))
+
+    async def direct_coroutines() -> None:
         limit = asyncio.Semaphore(concurrency)
 
         async def one() -> None:
@@ -247,23 +260,15 @@ def _throughput(loop: Loop, case: Case, gateway_url: str | None, key: str, count
         await asyncio.gather(*(one() for _ in range(count)))
 
     clients = [Http(gateway_url, key) for _ in range(concurrency)] if gateway_url is not None else []
-
-    def gateway_all() -> None:
-        def worker(index: int) -> None:
-            for _ in range(index, count, concurrency):
-                case.over_http(clients[index])
-
-        with ThreadPoolExecutor(concurrency) as pool:
-            list(pool.map(worker, range(concurrency)))
-
-    direct_rates, gateway_rates = [], []
+    threads, gateway, coroutines = [], [], []
     for _ in range(rounds):
-        direct_rates.append(count / (_timed(lambda: loop.run(direct_all())) / 1000.0))
+        threads.append(count / (_timed(lambda: each_thread(lambda _: loop.run_call(case.direct))) / 1000.0))
         if clients:
-            gateway_rates.append(count / (_timed(gateway_all) / 1000.0))
+            gateway.append(count / (_timed(lambda: each_thread(lambda i: case.over_http(clients[i]))) / 1000.0))
+        coroutines.append(count / (_timed(lambda: loop.run(direct_coroutines())) / 1000.0))
     for client in clients:
         client.close()
-    return max(direct_rates), max(gateway_rates) if gateway_rates else float("nan")
+    return max(threads), max(gateway) if gateway else float("nan"), max(coroutines)
 
 
 def main() -> int:
@@ -414,15 +419,19 @@ def main() -> int:
                     "/v1/embeddings", {"model": "bench-embed", "input": SENTENCES[0]}, concurrency=16))
             print()
             print(f"throughput, requests in flight as shown (best of {args.throughput_rounds} runs of "
-                  f"~{args.throughput_seconds:g} s each way; gateway clients are Python threads in this process)")
-            print(f"{'modality':<30}{'in flight':>10}{'direct req/s':>14}{'gateway req/s':>15}{'gateway/direct':>16}")
+                  f"~{args.throughput_seconds:g} s each way)")
+            print("each request in flight is a Python thread in this process, calling the engine in-process or "
+                  "the gateway over HTTP;\nthe last column calls the engine from as many coroutines on one event loop")
+            print(f"{'modality':<30}{'in flight':>10}{'direct req/s':>14}{'gateway req/s':>15}{'gateway/direct':>16}"
+                  f"{'coroutines req/s':>18}")
             medians = {case.label: _median(d_times) for case, d_times, _ in rows}
             for case in throughput_cases:
                 one_ms = medians.get(case.label) or _timed(functools.partial(loop.run_call, case.direct))
                 count = max(2 * case.concurrency, min(2000, round(args.throughput_seconds * 1000.0 / one_ms)))
                 base_url = gateway.base_url if gateway is not None else None
-                d_rate, g_rate = _throughput(loop, case, base_url, key, count, args.throughput_rounds)
-                print(f"{case.label:<30}{case.concurrency:>10}{d_rate:>14.1f}{g_rate:>15.1f}{g_rate / d_rate:>15.1%}")
+                d_rate, g_rate, c_rate = _throughput(loop, case, base_url, key, count, args.throughput_rounds)
+                print(f"{case.label:<30}{case.concurrency:>10}{d_rate:>14.1f}{g_rate:>15.1f}{g_rate / d_rate:>15.1%}"
+                      f"{c_rate:>18.1f}")
 
         if "stream" in wanted:
             if http_client is not None:
