@@ -295,6 +295,22 @@ def test_a_whole_response_arrives_in_one_read(gateway: GatewayProcess, tenant: T
                 assert len(body) == int(lengths[0].split(b":")[1]), (head, body[:200])
 
 
+def test_expect_100_continue_is_answered_before_the_body_is_sent(gateway: GatewayProcess, tenant: Tenant) -> None:
+    parts = urlsplit(gateway.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2\r\nExpect: 100-continue\r\nAuthorization: Bearer "
+                     + tenant.key.encode() + b"\r\n\r\n")
+        assert sock.recv(1 << 16) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"{}")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+            answer += sock.recv(1 << 16)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    assert json.loads(body)["error"]["param"] == "model"  # the body was read: it is what the 400 is about
+
+
 @pytest.fixture(scope="module")
 def impatient_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """A gateway that gives a request head one second, and lets a body pause for one second."""
