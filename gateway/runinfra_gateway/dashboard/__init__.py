@@ -51,6 +51,7 @@ def create_app(state: GatewayState) -> Starlette:
         Route("/webhooks", guard(webhooks.page), methods=["GET"]),
         Route("/webhooks", guard(webhooks.create), methods=["POST"]),
         Route("/webhooks/action", guard(webhooks.act), methods=["POST"]),
+        Route("/webhooks/edit", guard(webhooks.edit), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     return Starlette(

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,6 +20,7 @@ from runinfra_gateway.dashboard.auth import form_text, read_form
 from runinfra_gateway.dashboard.render import prefix_of, render
 from runinfra_gateway.dashboard.sessions import Session
 from runinfra_gateway.state import GatewayState
+from runinfra_gateway.webhooks import EVENT_TYPES
 
 __all__ = ["WebhooksPage", "webhook_service"]
 
@@ -29,6 +31,12 @@ _ACTIONS = ("test", "enable", "disable", "rotate", "delete")
 def webhook_service(state: GatewayState) -> Any | None:
     """The webhook admin service when this gateway runs webhooks, else ``None``."""
     return getattr(state.webhooks, "service", None)
+
+
+def _ticked_events(form: FormData) -> list[str]:
+    """The event types ticked on the form; none ticked means every event (the admin API's ``["*"]``)."""
+    chosen = [value for value in form.getlist("events") if isinstance(value, str)]
+    return chosen or ["*"]
 
 
 def _when(seconds: float | None) -> str:
@@ -71,6 +79,7 @@ class WebhooksPage:
             endpoints=[{**e.to_dict(), "created_text": _when(e.created)} for e in endpoints],
             deliveries=deliveries,
             new_secret=session.pop_pending_secret("webhook"),
+            event_types=EVENT_TYPES,
         )
         return render(request, "webhooks.html", context, session=session)
 
@@ -83,8 +92,8 @@ class WebhooksPage:
             created = await service.create_endpoint(
                 workspace_id=form_text(form, "workspace_id") or session.workspace_id,
                 url=form_text(form, "url"),
-                events=["*"],
-                description=form_text(form, "description")[:500],
+                events=_ticked_events(form),
+                description=form_text(form, "description"),
             )
         except errors.GatewayError as exc:
             session.flash.append(("error", exc.message))
@@ -101,9 +110,7 @@ class WebhooksPage:
             session.flash.append(("error", "Unknown webhook action."))
             return self._redirect(request)
         try:
-            endpoint = await service.get_endpoint(endpoint_id)
-            if endpoint.workspace_id != session.workspace_id:
-                raise errors.GatewayError(404, "not_found_error", "No such webhook endpoint in this workspace.")
+            endpoint = await self._own_endpoint(service, session, endpoint_id)
             if action == "test":
                 await service.send_test(endpoint_id)
                 wake = getattr(self.state.webhooks, "wake", None)
@@ -123,3 +130,30 @@ class WebhooksPage:
         except errors.GatewayError as exc:
             session.flash.append(("error", exc.message))
         return self._redirect(request)
+
+    async def edit(self, request: Request, session: Session) -> Response:
+        """Change an endpoint's URL, event types and description; its id, secret and deliveries stay."""
+        service = webhook_service(self.state)
+        form = await read_form(request)
+        if service is None:
+            return self._redirect(request)
+        endpoint_id = form_text(form, "endpoint_id")
+        try:
+            await self._own_endpoint(service, session, endpoint_id)
+            updated = await service.update_endpoint(endpoint_id, {
+                "url": form_text(form, "url"),
+                "events": _ticked_events(form),
+                "description": form_text(form, "description"),
+            })
+        except errors.GatewayError as exc:
+            session.flash.append(("error", exc.message))
+        else:
+            session.flash.append(("ok", f"Endpoint {updated.url} is updated."))
+        return self._redirect(request)
+
+    async def _own_endpoint(self, service: Any, session: Session, endpoint_id: str) -> Any:
+        """The endpoint, if it belongs to the session's workspace (another workspace's is as good as absent)."""
+        endpoint = await service.get_endpoint(endpoint_id)
+        if endpoint.workspace_id != session.workspace_id:
+            raise errors.GatewayError(404, "not_found_error", "No such webhook endpoint in this workspace.")
+        return endpoint

@@ -277,6 +277,14 @@ def test_webhook_endpoint_secret_once_and_a_signed_test_delivery(page: Any, gate
         assert page.locator(".notice-error").count() == 0, page.inner_text(".notice-error")
         secret = page.inner_text("[data-testid=one-time-secret]").strip()
         assert "RUNINFRA_WEBHOOK_SECRET" in page.inner_text("#new-secret")
+        row = page.locator("tr", has_text=url)
+        row.locator("summary", has_text="Edit").click()
+        row.locator("input[name=description]").fill("dashboard test receiver, edited")
+        row.locator("input[value='webhook.test']").check()
+        row.locator("button", has_text="Save").click()
+        assert f"Endpoint {url} is updated." in page.inner_text(".notice-ok")
+        assert "dashboard test receiver, edited" in page.locator("tr", has_text=url).inner_text()
+        assert "webhook.test" in page.locator("tr", has_text=url).inner_text()  # its one event type now
         page.locator("tr", has_text=url).locator("button", has_text="Send test").click()
         assert "webhook.test" in page.inner_text(".notice-ok")
 
