@@ -64,6 +64,7 @@ __all__ = [
     "load_settings",
     "parse_deployment",
     "parse_pipeline",
+    "read_config_document",
 ]
 
 #: Deployment ids are model names clients type; ``/`` is allowed (``org/model``) but not ``..`` or edges.
@@ -399,6 +400,32 @@ _ENV_OVERRIDES: tuple[tuple[str, str, type], ...] = (
 )
 
 
+#: A config file is a few kilobytes; anything near this is the wrong path (a log, a device), not a config.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+
+
+def read_config_document(path: Path) -> dict[str, Any]:
+    """The TOML document in ``path``; every way it can be unusable is a :class:`ConfigError` naming the file."""
+    where = f"config file {str(path)!r}"
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)  # bounded: /dev/zero or a huge log must not eat the memory
+    except OSError as exc:
+        raise ConfigError(f"{where}: {exc.strerror or exc}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB; is it the right file?")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+        raise ConfigError(f"{where}: invalid TOML: arrays or inline tables nested too deeply") from None
+
+
 def load_settings(
     config_path: Path | None = None,
     *,
@@ -408,19 +435,7 @@ def load_settings(
 ) -> Settings:
     """File (or ``default_document`` when there is no file), then environment, then ``overrides`` (CLI flags)."""
     env = os.environ if environ is None else environ
-    if config_path is not None:
-        try:
-            text = config_path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(f"config file {str(config_path)!r}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"config file {str(config_path)!r}: not UTF-8 text") from None
-        try:
-            document: Mapping[str, Any] = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {str(config_path)!r}: invalid TOML: {exc}") from None
-    else:
-        document = default_document or {}
+    document = read_config_document(config_path) if config_path is not None else default_document or {}
     settings = settings_from_mapping(document)
     values: dict[str, Any] = {}
     for name, attribute, kind in _ENV_OVERRIDES:

@@ -341,12 +341,15 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     client = _client(args)
     path = Path(args.file)
     try:
-        size = path.stat().st_size
-        if size > MAX_AUDIO_UPLOAD_BYTES:
-            raise CommandError(f"{path} is {size:,} bytes; the limit is {MAX_AUDIO_UPLOAD_BYTES:,}", EXIT_USAGE)
-        audio = path.read_bytes()
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_AUDIO_UPLOAD_BYTES:
+                raise CommandError(f"{path} is {size:,} bytes; the limit is {MAX_AUDIO_UPLOAD_BYTES:,}", EXIT_USAGE)
+            audio = handle.read(MAX_AUDIO_UPLOAD_BYTES + 1)  # bounded too: a device or a pipe reports no size
     except OSError as exc:
         raise CommandError(f"cannot read {path}: {exc.strerror or exc}", EXIT_USAGE) from None
+    if len(audio) > MAX_AUDIO_UPLOAD_BYTES:
+        raise CommandError(f"{path} is over the limit of {MAX_AUDIO_UPLOAD_BYTES:,} bytes", EXIT_USAGE)
     if not audio:
         raise CommandError(f"{path} is empty", EXIT_USAGE)
     options: dict[str, Any] = {"response_format": "verbose_json" if args.json else "json"}

@@ -14,8 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-import tomllib
-
+from runinfra_gateway.settings import read_config_document
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.dispatcher import Dispatcher
 from runinfra_gateway.webhooks.runtime import secret_box_for
@@ -45,10 +44,7 @@ def settings_from_args(args: argparse.Namespace) -> WebhookSettings:
     """The config file's ``[webhooks]`` table (if given), overridden by the flags."""
     table: dict[str, object] = {}
     if args.config is not None:
-        try:
-            document = tomllib.loads(args.config.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read {args.config}: {exc}") from None
+        document = read_config_document(args.config)  # its ConfigError is a ValueError
         webhooks = document.get("webhooks", {})
         if not isinstance(webhooks, dict):
             raise ValueError(f"{args.config}: [webhooks] must be a table")

@@ -62,6 +62,16 @@ def test_bad_flags_exit_2_with_a_message() -> None:
     assert result.returncode == 2
 
 
+def test_serve_refuses_a_hostile_config_file_with_one_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    for path, reason in ((deep, "nested too deeply"), (Path("/dev/zero"), "larger than 4 MiB")):
+        result = cli(None, "serve", "--config", str(path), "--port", "0")
+        assert result.returncode == 2, result.stderr
+        assert reason in result.stderr
+        assert "Traceback" not in result.stderr
+
+
 def test_workspaces_keys_credits_round_trip(gateway: GatewayProcess) -> None:
     created = cli(gateway, "workspaces", "create", "CLI team", "--credits", "12.5", "--json")
     assert created.returncode == 0, created.stderr

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from runinfra_gateway.engines import default_config
-from runinfra_gateway.settings import ConfigError, load_settings, settings_from_mapping
+from runinfra_gateway.settings import MAX_CONFIG_BYTES, ConfigError, load_settings, settings_from_mapping
 
 DEPLOYMENT = {"id": "m", "backend": "upstream", "base_url": "http://127.0.0.1:1/v1", "operations": ["embeddings"]}
 
@@ -79,6 +79,29 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(ConfigError, match="not UTF-8"):
         load_settings(binary, environ={})
+
+
+def test_hostile_files_are_refused_by_name_without_reading_them_whole(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.toml"
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep\.toml.*nested too deeply"):
+        load_settings(deep, environ={})
+    inline = tmp_path / "inline.toml"
+    inline.write_text("x = " + "{a = " * 50_000 + "1" + "}" * 50_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(inline, environ={})
+    huge = tmp_path / "huge.toml"
+    huge.write_text("# " + "a" * MAX_CONFIG_BYTES + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"huge\.toml.*larger than 4 MiB"):
+        load_settings(huge, environ={})
+    with pytest.raises(ConfigError, match="larger than"):  # endless: only the limit is read
+        load_settings(Path("/dev/zero"), environ={})
+    with pytest.raises(ConfigError, match="config file"):
+        load_settings(tmp_path, environ={})  # a directory
+    nul = tmp_path / "nul.toml"
+    nul.write_bytes(b'[server]\nhost = "a\x00b"\n')
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        load_settings(nul, environ={})
 
 
 def test_the_admin_token_is_not_in_the_settings_repr(tmp_path: Path) -> None:

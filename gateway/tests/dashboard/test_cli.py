@@ -58,6 +58,9 @@ def test_bad_flags_and_missing_arguments_exit_2(gateway: Gateway, key: str) -> N
     missing = runinfra("transcribe", "sphinx-stt", "/no/such/file.wav", env=_env(gateway, key))
     assert missing.returncode == 2
     assert "cannot read /no/such/file.wav" in missing.stderr
+    endless = runinfra("transcribe", "sphinx-stt", "/dev/zero", env=_env(gateway, key))  # no size to check first
+    assert endless.returncode == 2
+    assert "/dev/zero is over the limit of 26,214,400 bytes" in endless.stderr
     no_key = runinfra("models", env=_env(gateway))
     assert no_key.returncode == 2
     assert "RUNINFRA_API_KEY" in no_key.stderr
