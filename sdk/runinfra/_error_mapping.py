@@ -137,13 +137,13 @@ def error_for_status(
     status: int, headers: Mapping[str, str], body: bytes, secret: Optional[str]
 ) -> RunInfraAPIError:
     """The typed error for a non-success response; every text it carries is redacted."""
-    import json
+    from ._json import decode_json
 
     request_id = header_value(headers, "x-request-id")
     text = redact(body.decode("utf-8", errors="replace"), secret)
     parsed: Any = None
     try:
-        parsed = json.loads(text) if text else None
+        parsed = decode_json(text) if text else None
     except ValueError:
         parsed = None
     error: Mapping[str, Any] = {}

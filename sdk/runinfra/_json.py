@@ -22,12 +22,19 @@ _loads = json.loads
 
 
 def decode_json(data: Union[bytes, bytearray, str]) -> Any:
-    """``json.loads(data)``, faster for the common case; raises ``ValueError`` like it."""
+    """``json.loads(data)``, faster for the common case; raises ``ValueError`` like it.
+
+    Nesting too deep to decode is a ``ValueError`` too: the decoder recurses once per level, and a
+    hostile body of ``[[[[…`` must not escape as a ``RecursionError`` past the SDK's typed errors.
+    """
     try:
-        text = data if isinstance(data, str) else data.decode("utf-8")
-        value, end = _scan_once(text, 0)
-    except (StopIteration, UnicodeDecodeError):
-        return _loads(data)
-    if end != len(text):
-        return _loads(data)  # trailing whitespace is fine, anything else raises
-    return value
+        try:
+            text = data if isinstance(data, str) else data.decode("utf-8")
+            value, end = _scan_once(text, 0)
+        except (StopIteration, UnicodeDecodeError):
+            return _loads(data)
+        if end != len(text):
+            return _loads(data)  # trailing whitespace is fine, anything else raises
+        return value
+    except RecursionError:
+        raise ValueError("JSON nested too deeply to decode") from None

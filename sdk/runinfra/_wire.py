@@ -78,9 +78,9 @@ class RunInfraResponse:
         return data
 
     def json(self) -> Any:
-        import json
+        from ._json import decode_json
 
-        return json.loads(self.read())
+        return decode_json(self.read())
 
     def iter_bytes(self) -> Iterator[bytes]:
         if isinstance(self.body, (bytes, bytearray)):

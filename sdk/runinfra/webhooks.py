@@ -152,11 +152,11 @@ def construct_webhook_event(
     now: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Verify the delivery, then parse its body as a JSON object."""
-    import json
+    from ._json import decode_json
 
     verify_webhook_signature(payload, signature_header, secret, tolerance_seconds, now=now)
     try:
-        event = json.loads(_payload_bytes(payload))
+        event = decode_json(_payload_bytes(payload))
     except ValueError:
         raise WebhookVerificationError("the webhook payload is not valid JSON") from None
     if not isinstance(event, dict):

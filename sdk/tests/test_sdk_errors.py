@@ -111,6 +111,24 @@ def test_error_without_json_body(server: ScriptedServer, client: RunInfra) -> No
     assert "bad gateway" in caught.value.message
 
 
+DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # Python's JSON decoder recurses once per level
+
+
+def test_json_nested_too_deep_is_a_typed_error(server: ScriptedServer, client: RunInfra) -> None:
+    server.on("POST", "/v1/chat/completions",
+              lambda exchange: exchange.respond(200, DEEP_JSON, content_type="application/json"))
+    with pytest.raises(RunInfraError) as caught:
+        _chat(client)
+    assert caught.value.type == "invalid_response"
+
+    deep_error = b'{"error": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_001
+    server.on("POST", "/v1/chat/completions",
+              lambda exchange: exchange.respond(400, deep_error, content_type="application/json"))
+    with pytest.raises(BadRequestError) as refused:
+        _chat(client)
+    assert refused.value.status_code == 400
+
+
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_redirects_are_not_followed(server: ScriptedServer, client: RunInfra, status: int) -> None:
     server.on("POST", "/v1/chat/completions", json_handler({}, status, headers={"Location": "https://evil.example/x"}))

@@ -162,6 +162,12 @@ def test_malformed_frame_raises_with_request_id(server: ScriptedServer) -> None:
     assert caught.value.request_id == "req_stream"
 
 
+def test_a_frame_nested_too_deep_is_a_parse_error(server: ScriptedServer) -> None:
+    server.on("POST", "/v1/chat/completions", sse_handler(b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n"))
+    with pytest.raises(RunInfraStreamParseError):
+        list(_client(server).chat.completions.create(model="m", messages=MESSAGES, stream=True))
+
+
 def test_error_event_in_stream_is_typed(server: ScriptedServer) -> None:
     frames = b'data: {"error": {"message": "engine died", "type": "deployment_error"}}\n\n'
     server.on("POST", "/v1/chat/completions", sse_handler(frames))
