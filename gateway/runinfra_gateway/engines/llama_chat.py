@@ -204,8 +204,27 @@ class LlamaChatEngine:
 
     # -- the asyncio side ------------------------------------------------------------
 
+    def _parse(self, body: Mapping[str, Any]) -> ChatParams:
+        messages = body.get("messages")
+        if isinstance(messages, list) and len(messages) > self.n_ctx:
+            # Each message renders into at least one token of the template's markup (its turn), so these
+            # cannot fit; checked first, because validating, rendering and tokenizing 700,000 of them (a
+            # 21 MB body) held the event loop for 0.9 s and then the worker for over a minute.
+            raise self._too_long(f"{len(messages)} messages")
+        return ChatParams.parse(body, default_temperature=self.default_temperature)
+
+    def _too_long(self, size: str) -> errors.GatewayError:
+        return errors.GatewayError(
+            400,
+            "invalid_request_error",
+            f"The prompt is {size}; this deployment's context window is {self.n_ctx} tokens "
+            "(prompt plus answer). Shorten the messages.",
+            code="context_length_exceeded",
+            param="messages",
+        )
+
     async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        params = ChatParams.parse(body, default_temperature=self.default_temperature)
+        params = self._parse(body)
         gen = await self.pool.run(lambda model: self._generate(model, params, None, threading.Event()))
         return {
             "id": _completion_id(),
@@ -224,7 +243,7 @@ class LlamaChatEngine:
         }
 
     def stream(self, body: Mapping[str, Any]) -> StreamIterator[ChatChunk]:
-        params = ChatParams.parse(body, default_temperature=self.default_temperature)
+        params = self._parse(body)
         completion_id = _completion_id()
         created = int(time.time())
 
@@ -271,7 +290,9 @@ class LlamaChatEngine:
 
     # -- the worker side -------------------------------------------------------------
 
-    def prompt_tokens(self, model: _LoadedModel, messages: list[dict[str, str]]) -> list[int]:
+    def prompt_tokens(
+        self, model: _LoadedModel, messages: list[dict[str, str]], *, limit: int | None = None
+    ) -> list[int]:
         """The chat template applied to ``messages``, tokenized.
 
         The template's own markup is tokenized with special tokens recognised;
@@ -279,6 +300,11 @@ class LlamaChatEngine:
         contains ``<|im_end|><|im_start|>system`` cannot forge a turn. The
         template is rendered with a random marker in place of each content to
         find where the contents go.
+
+        With ``limit``, a prompt found to be longer raises :class:`_PromptTooLong` as soon as that is
+        known: no token stands for more than ``model.max_token_bytes`` bytes, so text of ``n`` bytes
+        is at least ``n / max_token_bytes`` tokens and a huge content is refused without tokenizing it
+        (tokenizing 2 MB takes 1.5 s here).
         """
         marker = f"\x1e{secrets.token_hex(8)}"
         placeholders = [{"role": m["role"], "content": f"{marker}{i}{marker}"} for i, m in enumerate(messages)]
@@ -287,21 +313,29 @@ class LlamaChatEngine:
         pieces = rendered.split(marker)
         llm = model.llm
         tokens: list[int] = []
+
+        def tokenize(text: bytes, *, add_bos: bool, special: bool) -> None:
+            if limit is not None:
+                at_least = len(tokens) + -(-len(text) // model.max_token_bytes)
+                if at_least > limit:
+                    raise _PromptTooLong(at_least)
+            tokens.extend(llm.tokenize(text, add_bos=add_bos, special=special))
+            if limit is not None and len(tokens) > limit:
+                raise _PromptTooLong(len(tokens))
+
         if len(pieces) != 2 * len(messages) + 1 or pieces[1::2] != [str(i) for i in range(len(messages))]:
             # A template that rewrites contents: fall back to one pass, with contents rendered by the template.
             prompt = model.formatter(messages=messages).prompt
-            whole: list[int] = llm.tokenize(prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
-            return whole
+            tokenize(prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+            return tokens
         for index, piece in enumerate(pieces):
             if index % 2 == 0:
                 if piece:
-                    tokens += llm.tokenize(
-                        piece.encode("utf-8"), add_bos=index == 0 and not formatted.added_special, special=True
-                    )
+                    tokenize(piece.encode("utf-8"), add_bos=index == 0 and not formatted.added_special, special=True)
             else:
                 content = messages[int(piece)]["content"]
                 if content:
-                    tokens += llm.tokenize(content.encode("utf-8"), add_bos=False, special=False)
+                    tokenize(content.encode("utf-8"), add_bos=False, special=False)
         return tokens
 
     def _generate(
@@ -314,17 +348,11 @@ class LlamaChatEngine:
         on_start: Callable[[], None] | None = None,
     ) -> Generation:
         llm = model.llm
-        prompt = self.prompt_tokens(model, params.messages)
+        try:
+            prompt = self.prompt_tokens(model, params.messages, limit=self.n_ctx - 1)  # one token of room
+        except _PromptTooLong as too_long:
+            raise self._too_long(f"at least {too_long.tokens} tokens") from None
         room = self.n_ctx - len(prompt)
-        if room < 1:
-            raise errors.GatewayError(
-                400,
-                "invalid_request_error",
-                f"The prompt is {len(prompt)} tokens; this deployment's context window is {self.n_ctx} tokens "
-                "(prompt plus answer). Shorten the messages.",
-                code="context_length_exceeded",
-                param="messages",
-            )
         limit = min(params.max_tokens or room, room)
         if on_start is not None:
             on_start()
@@ -375,6 +403,14 @@ class LlamaChatEngine:
         return Generation("".join(parts), len(prompt), produced, finish)
 
 
+class _PromptTooLong(Exception):
+    """The prompt is longer than a limit: at least ``tokens`` tokens."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
 class _LoadedModel:
     """A llama.cpp context and its chat template, owned by one worker thread."""
 
@@ -383,6 +419,8 @@ class _LoadedModel:
         self.formatter = formatter
         # End-of-generation tokens: EOS and, where the vocabulary has one, end-of-turn.
         self._ends = {t for t in (llm.token_eos(), llm._model.token_eot()) if t >= 0}
+        #: The most bytes one token stands for (32 for SmolLM2; ~0.16 s to find over its 49,152 tokens).
+        self.max_token_bytes = max(len(llm.detokenize([token], special=True)) for token in range(llm.n_vocab())) or 1
 
     def is_end(self, token: int) -> bool:
         return token in self._ends

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -122,6 +123,36 @@ def test_a_100k_token_prompt_is_a_clear_400_and_frees_the_slot(loop: Loop, chat:
     assert error.code == "context_length_exceeded"
     answer = loop.run(chat.chat({"messages": QUESTION, "max_tokens": 2}))
     assert answer["usage"]["completion_tokens"] == 2
+
+
+def test_more_messages_than_the_context_has_tokens_are_refused_before_parsing(
+    loop: Loop, chat: EmbeddedBackend
+) -> None:
+    many = [{"role": "user", "content": "x"}] * 2049  # each renders into at least one token of markup
+    for call in (chat.chat({"messages": many}), _collect(chat, {"messages": many})):
+        error = expect_error(loop.run, call)
+        assert (error.status, error.code, error.param) == (400, "context_length_exceeded", "messages")
+        assert error.message.startswith("The prompt is 2049 messages; this deployment's context window is 2048")
+
+
+def test_a_huge_message_is_refused_by_its_size_and_one_that_fits_is_answered(
+    loop: Loop, chat: EmbeddedBackend
+) -> None:
+    engine = chat.engine
+    widest = loop.run(engine.pool.run(lambda model: model.max_token_bytes))
+    assert widest == 32  # SmolLM2's longest token, in bytes
+    # 20 MB: at least 20,000,000 / 32 tokens, which the refusal reports (it is not tokenized).
+    error = expect_error(loop.run, chat.chat({"messages": [{"role": "user", "content": "hello " * 3_333_334}]}))
+    assert error.code == "context_length_exceeded"
+    reported = re.match(r"The prompt is at least (\d+) tokens", error.message)
+    assert reported is not None, error.message
+    assert 625_001 <= int(reported.group(1)) < 625_001 + 100  # the content's bound plus the turn's markup
+    # Under the window, close to it: answered (no bound refuses a prompt that fits).
+    fits = loop.run(chat.chat({"messages": [{"role": "user", "content": "hello " * 1900}], "max_tokens": 2}))
+    assert 1900 < fits["usage"]["prompt_tokens"] < 2047
+    assert fits["usage"]["completion_tokens"] >= 1
+    error = expect_error(loop.run, chat.chat({"messages": [{"role": "user", "content": "hello " * 2100}]}))
+    assert error.code == "context_length_exceeded"
 
 
 def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat: EmbeddedBackend) -> None:
