@@ -150,7 +150,7 @@ def test_a_huge_message_is_refused_by_its_size_and_one_that_fits_is_answered(
     # Under the window, close to it: answered (no bound refuses a prompt that fits).
     fits = loop.run(chat.chat({"messages": [{"role": "user", "content": "hello " * 1900}], "max_tokens": 2}))
     assert 1900 < fits["usage"]["prompt_tokens"] < 2047
-    assert fits["usage"]["completion_tokens"] >= 1
+    assert fits["choices"][0]["finish_reason"] in ("stop", "length")  # the model may well end at once
     error = expect_error(loop.run, chat.chat({"messages": [{"role": "user", "content": "hello " * 2100}]}))
     assert error.code == "context_length_exceeded"
 
