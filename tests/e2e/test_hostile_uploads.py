@@ -39,6 +39,12 @@ def _form(fields: dict[str, str], file: bytes | None, boundary: str = "b0undary"
 MULTIPART = "multipart/form-data; boundary=b0undary"
 
 
+def _plus_field(form: bytes, name: str, value: str) -> bytes:
+    """``form`` with one more field before its closing boundary (a name it already has, say)."""
+    extra = f'--b0undary\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    return form.replace(b"--b0undary--", extra + b"--b0undary--")
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "code", "param"),
     [
@@ -52,6 +58,11 @@ MULTIPART = "multipart/form-data; boundary=b0undary"
         (_form({"model": "sphinx", "surprise": "1"}, b"RIFF...."), MULTIPART,
          "unsupported_parameter", "surprise"),
         (_form({"model": "sphinx"}, b"RIFF....").replace(b"sphinx", b"sph\xffinx"), MULTIPART, "invalid_value", None),
+        (_plus_field(_form({"model": "sphinx"}, b"RIFF...."), "model", "sphinx"), MULTIPART, "invalid_value", None),
+        # An array field repeats by design; this deployment does not take it, and says so by name.
+        (_plus_field(_form({"model": "sphinx", "timestamp_granularities[]": "word"}, b"RIFF...."),
+                     "timestamp_granularities[]", "segment"),
+         MULTIPART, "unsupported_parameter", "timestamp_granularities[]"),
     ],
 )
 def test_bad_transcription_uploads(stack: Stack, body: bytes, content_type: str, code: str,

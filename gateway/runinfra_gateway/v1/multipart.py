@@ -122,6 +122,8 @@ def parse_form(body: bytes, content_type: bytes | None, *, file_field: str = "fi
             file_type = part.headers.get(b"content-type", b"application/octet-stream").decode("latin-1")[:100]
             continue
         if name in fields:
+            if name.endswith("[]"):  # an array field (OpenAI's ``timestamp_granularities[]``): one entry per value
+                continue
             raise _bad(f"The multipart field {name!r} appears twice.")
         if len(part.data) > _MAX_FIELD_BYTES:
             raise _bad(f"The multipart field {name!r} is too long.")
