@@ -281,6 +281,7 @@ def test_webhook_endpoint_secret_once_and_a_signed_test_delivery(page: Any, gate
         row.locator("summary", has_text="Edit").click()
         row.locator("input[name=description]").fill("dashboard test receiver, edited")
         row.locator("input[value='webhook.test']").check()
+        screenshot(page, "09b-webhooks-edit")
         row.locator("button", has_text="Save").click()
         assert f"Endpoint {url} is updated." in page.inner_text(".notice-ok")
         assert "dashboard test receiver, edited" in page.locator("tr", has_text=url).inner_text()
