@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from email.message import Message
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -54,13 +55,20 @@ class AdminClient:
         )
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
-                return json.loads(response.read() or b"null")
+                self._check_gateway(response.status, response.headers)
+                raw = response.read()
+            try:
+                return json.loads(raw or b"null")
+            except (ValueError, RecursionError):
+                raise AdminError(f"the gateway at {self.root} answered {method} {path} with a body that is not "
+                                 "JSON") from None
         except urllib.error.HTTPError as exc:
+            self._check_gateway(exc.code, exc.headers)
             raw = exc.read()
             try:
                 error = json.loads(raw)["error"]
                 message, kind = str(error.get("message")), str(error.get("type"))
-            except (ValueError, KeyError, TypeError, AttributeError):
+            except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
                 message, kind = f"HTTP {exc.code}", None
             raise AdminError(message, status=exc.code, type=kind) from None
         except (urllib.error.URLError, OSError) as exc:
@@ -69,6 +77,14 @@ class AdminClient:
                 raise AdminError(f"the gateway at {self.root} did not answer within {self._timeout:g} s",
                                  timed_out=True) from None
             raise AdminError(f"cannot reach the gateway at {self.root}: {reason}") from None
+
+    def _check_gateway(self, status: int, headers: Message) -> None:
+        # Every answer of a runinfra gateway carries x-request-id; a URL that reaches some other server (a
+        # wrong port, a proxy's error page) is named as such instead of failing on what that server says.
+        if not headers.get("x-request-id"):
+            kind = headers.get("content-type") or "no content type"
+            raise AdminError(f"{self.root} does not answer like a runinfra gateway (HTTP {status}, {kind}, no "
+                             "x-request-id): check --base-url / RUNINFRA_BASE_URL", status=status)
 
     @staticmethod
     def quote(segment: str) -> str:

@@ -394,12 +394,13 @@ def _get_json(url: str, timeout: float = 10.0) -> tuple[int, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return response.status, json.loads(response.read() or b"null")
+            status, raw = response.status, response.read()
     except urllib.error.HTTPError as exc:
-        try:
-            return exc.code, json.loads(exc.read() or b"null")
-        except ValueError:
-            return exc.code, None
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw or b"null")
+    except (ValueError, RecursionError):  # not the gateway's JSON (another server at that URL): no body to show
+        return status, None
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -411,8 +412,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         return _doctor_done(checks)
     origin = origin_of(base)
     try:
-        status, _ = _get_json(f"{origin}/healthz")
-        reachable = checks.add("gateway reachable", status == 200, f"GET {origin}/healthz answered {status}",
+        status, health = _get_json(f"{origin}/healthz")
+        gateway = status == 200 and health == {"status": "ok"}
+        reachable = checks.add("gateway reachable", gateway,
+                               f"GET {origin}/healthz answered {status}" + ("" if gateway or status != 200 else
+                                                                            ", not as a runinfra gateway does"),
                                "check --base-url / RUNINFRA_BASE_URL")
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reachable = checks.add("gateway reachable", False, f"{origin}: {getattr(exc, 'reason', exc)}",

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,6 +62,49 @@ def test_bad_flags_exit_2_with_a_message() -> None:
     assert "not a number of cents" in result.stderr
     result = cli(None, "serve", "--port", "eighty")
     assert result.returncode == 2
+
+
+class _NotAGateway(http.server.BaseHTTPRequestHandler):
+    """Another web server at the URL the CLI was given: HTML, or JSON nested 100,000 deep; no x-request-id."""
+
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        deep = self.path.startswith("/deep/")
+        body, kind = (b"[" * 100_000 + b"]" * 100_000, "application/json") if deep else (b"<h1>hi</h1>", "text/html")
+        self.send_response(200)
+        self.send_header("content-type", kind)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_a_base_url_that_is_not_a_gateway_is_named_in_one_line() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
+        origin = f"http://127.0.0.1:{server.server_address[1]}"
+        for base in (origin, origin + "/deep"):
+            env.update(RUNINFRA_BASE_URL=base, RUNINFRA_ADMIN_TOKEN=ADMIN_TOKEN, RUNINFRA_API_KEY="rik_" + "k" * 43)
+            for args in (["keys", "list"], ["workspaces", "list"], ["webhooks", "list"]):
+                result = subprocess.run([RUNINFRA, *args], capture_output=True, text=True, env=env, timeout=60,
+                                        check=False)
+                assert result.returncode == 1, (args, result.stderr)
+                assert "does not answer like a runinfra gateway" in result.stderr
+                assert "Traceback" not in result.stderr
+            doctor = subprocess.run([RUNINFRA, "doctor"], capture_output=True, text=True, env=env, timeout=60,
+                                    check=False)
+            assert doctor.returncode == 1
+            assert "[FAIL] gateway reachable" in doctor.stdout
+            assert "not as a runinfra gateway does" in doctor.stdout
+            assert "Traceback" not in doctor.stderr
+    finally:
+        server.shutdown()
 
 
 def test_serve_refuses_a_hostile_config_file_with_one_line(tmp_path: Path) -> None:
