@@ -413,10 +413,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     origin = origin_of(base)
     try:
         status, health = _get_json(f"{origin}/healthz")
-        gateway = status == 200 and health == {"status": "ok"}
-        reachable = checks.add("gateway reachable", gateway,
-                               f"GET {origin}/healthz answered {status}" + ("" if gateway or status != 200 else
-                                                                            ", not as a runinfra gateway does"),
+        gateway_answer = health == {"status": "ok"}
+        detail = f"GET {origin}/healthz answered {status}"
+        if status == 200 and not gateway_answer:
+            detail += ", not as a runinfra gateway does"
+        reachable = checks.add("gateway reachable", status == 200 and gateway_answer, detail,
                                "check --base-url / RUNINFRA_BASE_URL")
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
         reachable = checks.add("gateway reachable", False, f"{origin}: {getattr(exc, 'reason', exc)}",

@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from runinfra_gateway.testing import GatewayProcess, LlamaServer, free_port
 
+from .http_session import DashboardSession
+
 __all__ = ["free_port"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -125,6 +127,14 @@ def gateway(llama: LlamaServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """The suite's gateway (see :func:`suite_deployments`)."""
     with serve_gateway(tmp_path_factory.mktemp("gateway"), deployments=suite_deployments(llama.base_url)) as gw:
         yield gw
+
+
+@pytest.fixture
+def browser_session(gateway: Gateway) -> DashboardSession:
+    """A signed-in cookie session on the suite's gateway, spoken over plain HTTP (see :mod:`.http_session`)."""
+    session = DashboardSession(gateway.dashboard)
+    assert session.login(gateway.admin_token).status == 303
+    return session
 
 
 # -- the browser -----------------------------------------------------------------------------------

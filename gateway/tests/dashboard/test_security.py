@@ -7,20 +7,12 @@ import http.cookiejar
 import re
 from pathlib import Path
 
-import pytest
 from runinfra_gateway.testing import LlamaServer
 
 from .conftest import WORKSPACE, Gateway, serve_gateway
 from .http_session import DashboardSession
 
 SESSION_COOKIE = "runinfra_dashboard_session"
-
-
-@pytest.fixture
-def browser_session(gateway: Gateway) -> DashboardSession:
-    session = DashboardSession(gateway.dashboard)
-    assert session.login(gateway.admin_token).status == 303
-    return session
 
 
 def _key_count(gateway: Gateway) -> int:

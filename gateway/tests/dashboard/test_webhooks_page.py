@@ -11,17 +11,9 @@ from .conftest import WORKSPACE, Gateway
 from .http_session import DashboardSession
 
 
-@pytest.fixture
-def browser_session(gateway: Gateway) -> DashboardSession:
-    session = DashboardSession(gateway.dashboard)
-    assert session.login(gateway.admin_token).status == 303
-    return session
-
-
 def _endpoints(gateway: Gateway, workspace: str = WORKSPACE) -> dict[str, dict[str, Any]]:
     listed = gateway.admin("GET", f"/webhooks/endpoints?workspace_id={workspace}")
-    rows = listed["data"] if isinstance(listed, dict) else listed
-    return {row["id"]: row for row in rows}
+    return {row["id"]: row for row in listed["data"]}
 
 
 @pytest.fixture
