@@ -260,7 +260,12 @@ class GatewayApp:
             assert self._admin is not None
             await self._admin(_sub_scope(scope, "/admin/v1"), receive, _with_request_id(send, request_id))
             return
-        if self._dashboard is not None and (path == "/dashboard" or path.startswith("/dashboard/")):
+        if self._dashboard is not None and path == "/dashboard":
+            # A relative Location: Starlette's own slash redirect would name whatever Host the client sent.
+            location = (scope.get("root_path", "") + "/dashboard/").encode()
+            await send_bytes(send, 308, b"", b"text/plain", request_id, [(b"location", location)])
+            return
+        if self._dashboard is not None and path.startswith("/dashboard/"):
             await self._dashboard(_sub_scope(scope, "/dashboard"), receive, _with_request_id(send, request_id))
             return
         await send_error(send, errors.not_found(path[:200]), request_id)

@@ -172,5 +172,6 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 
 def create_admin_app(state: GatewayState) -> Starlette:
     app = Starlette(routes=_routes(), exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect built from the Host header
     app.state.gateway = state
     return app

@@ -54,8 +54,10 @@ def create_app(state: GatewayState) -> Starlette:
         Route("/webhooks/edit", guard(webhooks.edit), methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders), Middleware(BodyLimit)],
         exception_handlers={404: auth.not_found, 405: auth.not_found},
     )
+    app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect built from the Host header
+    return app

@@ -72,6 +72,21 @@ def test_unknown_route_and_wrong_method(gateway: GatewayProcess, tenant: Tenant)
     assert wrong.headers["allow"] == "POST"
 
 
+@pytest.mark.parametrize("path", ["/admin/v1/keys/", "/admin/v1/webhooks", "/admin/v1/workspaces/", "/dashboard",
+                                  "/dashboard/credits/"])
+def test_no_redirect_names_the_host_the_client_sent(gateway: GatewayProcess, path: str) -> None:
+    # Starlette's trailing-slash redirect builds an absolute Location from the Host header: behind a proxy
+    # that passes Host through, any site could make the gateway redirect its visitors elsewhere.
+    answer = request(gateway.base_url, "GET", path, headers={"Host": "evil.example"}, key=ADMIN_TOKEN)
+    assert "evil.example" not in answer.headers.get("location", "")
+    if path == "/dashboard":
+        assert (answer.status, answer.headers["location"]) == (308, "/dashboard/")
+    else:
+        assert answer.status == 404
+    if path.startswith("/admin/"):
+        assert answer.error["type"] == "not_found_error"
+
+
 @pytest.mark.parametrize(
     ("body", "content_type", "code", "needle"),
     [

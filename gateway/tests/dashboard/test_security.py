@@ -226,10 +226,12 @@ def test_the_workspace_switch_scopes_keys_and_credits(gateway: Gateway, browser_
 
 
 def test_unknown_pages_and_the_bare_mount_point(gateway: Gateway, browser_session: DashboardSession) -> None:
-    assert browser_session.get("").location in ("/dashboard/", f"{gateway.dashboard}/")
+    bare = browser_session.get("")
+    assert (bare.status, bare.location) == (308, "/dashboard/")
     missing = browser_session.get("/no/such/page")
     assert missing.status == 404
     assert "Nothing here" in missing.body
+    assert browser_session.get("/credits/").status == 404  # a stray slash is not redirected either
     assert browser_session.get("/static/../templates/base.html").status == 404
     assert browser_session.post("/deployments", {"csrf_token": browser_session.csrf()}).status == 405
 
