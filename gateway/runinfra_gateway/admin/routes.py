@@ -170,8 +170,15 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return Response(error.body_bytes(), status_code=405, headers=error.headers, media_type="application/json")
 
 
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    # The error's text stays in the log (Starlette re-raises it to the server): it may name tables and values.
+    error = errors.deployment_error("Internal gateway error.", status=500, code="internal_error")
+    return Response(error.body_bytes(), status_code=500, media_type="application/json")
+
+
 def create_admin_app(state: GatewayState) -> Starlette:
-    app = Starlette(routes=_routes(), exception_handlers={404: _not_found, 405: _method_not_allowed})
+    app = Starlette(routes=_routes(),
+                    exception_handlers={404: _not_found, 405: _method_not_allowed, Exception: _internal_error})
     app.router.redirect_slashes = False  # a stray slash is a 404, not a redirect built from the Host header
     app.state.gateway = state
     return app

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 _SCOPES = ("workspace", "pipeline")
+_MAX_CENTS = 1e12  # ten billion dollars: beyond it a typo, and micro-cents would outgrow 64-bit columns
+_MAX_LIMIT = 2**31 - 1  # per-key rate limits live in 32-bit INTEGER columns (PostgreSQL)
 
 
 def _now() -> datetime:
@@ -78,8 +80,10 @@ def _number(payload: Mapping[str, Any], name: str, *, required: bool = False) ->
         if required:
             raise _bad(f"'{name}' is required.", name, "missing_field")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) > 1e12:
-        raise _bad(f"'{name}' must be a finite number.", name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise _bad(f"'{name}' must be a number.", name)
+    if abs(value) > _MAX_CENTS:
+        raise _bad(f"'{name}' must be from -{_MAX_CENTS:,.0f} to {_MAX_CENTS:,.0f} cents.", name)
     return float(value)
 
 
@@ -87,15 +91,16 @@ def _positive_int(payload: Mapping[str, Any], name: str) -> int | None:
     value = payload.get(name)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise _bad(f"'{name}' must be a positive integer.", name)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _MAX_LIMIT:
+        raise _bad(f"'{name}' must be an integer from 1 to {_MAX_LIMIT}.", name)
     return value
 
 
 def _only(payload: Mapping[str, Any], allowed: set[str]) -> None:
     for name in payload:
         if name not in allowed:
-            raise errors.unsupported_parameter(name, "admin API")
+            raise errors.invalid_request(f"Unknown field {name!r}; this call takes {', '.join(sorted(allowed))}.",
+                                         code="unsupported_parameter", param=name)
 
 
 def _workspace_dict(row: Workspace) -> dict[str, Any]:

@@ -42,7 +42,8 @@ class Database:
         self.url = url
         # A server connection can go stale between uses and is checked first; a SQLite file cannot.
         pings = make_url(url).get_backend_name() != "sqlite"
-        self.engine: Engine = create_engine(url, pool_pre_ping=pings)
+        # hide_parameters: a failed statement's values (hashes, sealed secrets) stay out of errors and logs.
+        self.engine: Engine = create_engine(url, pool_pre_ping=pings, hide_parameters=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _tune_sqlite)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -188,16 +188,25 @@ def test_admin_api_refuses_api_keys_and_bad_bodies(gateway: GatewayProcess) -> N
                   headers={"Content-Type": "application/json"}, key=ADMIN_TOKEN)
     assert nan.status == 400
     assert nan.error["code"] == "invalid_json"
-    for bad_cents in ("lots", True, None):
+    for bad_cents in ("lots", True, None, 1e13, -(10**13)):
         refused = admin(gateway, "POST", f"/workspaces/{tenant.workspace_id}/credits", {"cents": bad_cents})
         assert refused.status == 400
         assert refused.error["param"] == "cents"
+    too_much = admin(gateway, "POST", f"/workspaces/{tenant.workspace_id}/credits", {"cents": 1e13})
+    assert "1,000,000,000,000" in too_much.error["message"]
+    for bad_limit in (0, -1, 2**31, 2**63 - 1, 1.5, "10"):  # 2**31 overflowed PostgreSQL's INTEGER: a 500
+        refused = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": tenant.workspace_id,
+                                                   "requests_per_minute": bad_limit})
+        assert refused.status == 400, bad_limit
+        assert refused.error["param"] == "requests_per_minute"
+        assert "from 1 to 2147483647" in refused.error["message"]
     long_name = admin(gateway, "POST", "/workspaces", {"name": "n" * 201})
     assert long_name.status == 400
     assert long_name.error["param"] == "name"
     unknown = admin(gateway, "POST", "/workspaces", {"name": "x", "colour": "red"})
     assert unknown.status == 400
     assert unknown.error["param"] == "colour"
+    assert unknown.error["message"] == "Unknown field 'colour'; this call takes credits_cents, id, name."
     no_scope = admin(gateway, "POST", "/keys", {"scope": "pipeline"})
     assert no_scope.status == 400
     assert no_scope.error["param"] == "pipeline_id"

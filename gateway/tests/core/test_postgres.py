@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runinfra_gateway.testing import GatewayProcess, LlamaServer, create_database
+from runinfra_gateway.testing import GatewayProcess, LlamaServer, create_database, postgres_server
 
 from .conftest import ADMIN_TOKEN, admin, chat_config, new_tenant, request
 
@@ -29,6 +29,9 @@ def test_core_store_on_postgresql(llama: LlamaServer, postgres_url: str, tmp_pat
         revoked_key = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": tenant.workspace_id})
         assert admin(gateway, "DELETE", f"/keys/{revoked_key.json()['id']}").status == 200
         pipe_key = admin(gateway, "POST", "/keys", {"scope": "pipeline", "pipeline_id": "pg-pipe"}).json()
+        widest = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": tenant.workspace_id,
+                                                  "requests_per_minute": 2**31 - 1, "tokens_per_minute": 2**31 - 1})
+        assert widest.status == 201, widest.body  # the largest limit the admin API takes fits the column
         rows = admin(gateway, "GET", f"/requests?workspace_id={tenant.workspace_id}").json()["data"]
         assert [row["client_request_id"] for row in rows] == ["pg-1"]
     finally:
@@ -45,3 +48,20 @@ def test_core_store_on_postgresql(llama: LlamaServer, postgres_url: str, tmp_pat
         assert balance["held_cents"] == 0
     finally:
         restarted.stop()
+
+
+@pytest.mark.slow
+def test_admin_calls_while_the_database_is_gone_get_a_json_500(tmp_path: Path) -> None:
+    with postgres_server() as server:  # a server of its own: this test stops it under a running gateway
+        url = create_database(server, "runinfra_lost")
+        gateway = GatewayProcess(tmp_path, config={"deployments": []}, admin_token=ADMIN_TOKEN,
+                                 env={"RUNINFRA_DATABASE_URL": url}).start()
+    try:
+        lost = admin(gateway, "POST", "/workspaces", {"name": "after the database went away"})
+        assert lost.status == 500, lost.body
+        assert (lost.error["type"], lost.error["code"]) == ("deployment_error", "internal_error")
+        assert lost.error["message"] == "Internal gateway error."
+        assert lost.headers["x-request-id"].startswith("req_")
+        assert request(gateway.base_url, "GET", "/healthz").status == 200  # the process lives on
+    finally:
+        gateway.stop()
