@@ -53,7 +53,7 @@ class WebhookEvent(Base):
     # No foreign key: events are history, and the ledger emits for accounts by id alone.
     workspace_id: Mapped[str] = mapped_column(String(64))
     type: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))  # Unix seconds past 2038
     body: Mapped[bytes] = mapped_column(LargeBinary)
 
     __table_args__ = (Index("ix_webhook_events_workspace_created", "workspace_id", "created_at"),)

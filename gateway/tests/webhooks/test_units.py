@@ -16,7 +16,7 @@ import runinfra
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from runinfra_gateway.store import Base, Database
-from runinfra_gateway.webhooks.models import WebhookEndpoint
+from runinfra_gateway.webhooks.models import WebhookEndpoint, WebhookEvent
 from runinfra_gateway.webhooks.retry import next_attempt_delay, parse_retry_after
 from runinfra_gateway.webhooks.runtime import open_webhooks
 from runinfra_gateway.webhooks.secret_box import MASTER_KEY_FILENAME, SecretBox, SecretBoxError
@@ -147,6 +147,16 @@ def test_models_match_the_migration(db: Database) -> None:
         diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     mine = [d for d in diff if "webhook" in repr(d)]
     assert mine == []
+
+
+@BOTH_STORES
+def test_events_after_2038_still_store(db: Database) -> None:
+    after_2038 = 2**31 + 86_400  # a 32-bit INTEGER column of Unix seconds ends on 2038-01-19
+    with db.session() as session:
+        session.add(WebhookEvent(id="evt_2038", workspace_id=WORKSPACE, type="credits.low",
+                                 created_at=after_2038, body=b"{}"))
+    with db.session() as session:
+        assert session.get(WebhookEvent, "evt_2038").created_at == after_2038
 
 
 def test_the_gateway_config_validates_its_webhooks_table() -> None:
