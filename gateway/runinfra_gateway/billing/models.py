@@ -44,7 +44,8 @@ class LedgerEntry(Base):
         Index("ix_credit_ledger_request_id", "request_id"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # 64-bit on PostgreSQL: two entries per charged request outrun a 32-bit serial in days at full load.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
     workspace_id: Mapped[str] = mapped_column(String(64), nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)

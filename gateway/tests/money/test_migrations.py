@@ -9,6 +9,7 @@ from runinfra_gateway.billing import models as billing_models
 from runinfra_gateway.idempotency import models as idempotency_models
 from runinfra_gateway.store import Base, Database
 from runinfra_gateway.store.models import RequestLog
+from sqlalchemy import func, select, text
 
 CHECKED_TABLES = {
     billing_models.CreditAccount.__tablename__,
@@ -45,4 +46,20 @@ def test_migrated_schema_matches_the_models(db: Database) -> None:
     assert ours == []
     with db.engine.connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
-    assert {"0002_billing", "0003_idempotency", "0004_request_log_epoch"} <= set(heads)
+    assert set(heads) == {"0006_ledger_entry_ids", "0003_idempotency", "0004_request_log_epoch",
+                          "0005_webhook_event_seconds"}
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
+def test_ledger_entry_ids_go_past_32_bits(db: Database) -> None:
+    with db.engine.begin() as connection:
+        if db.engine.dialect.name == "postgresql":
+            connection.execute(text("SELECT setval('credit_ledger_id_seq', 2147483647)"))
+        else:
+            connection.execute(text("INSERT INTO credit_ledger (id, seq, workspace_id, kind, amount_microcents, "
+                                    "created_at) VALUES (2147483647, 0, 'ws', 'grant', 1, 0)"))
+    with db.session() as session:
+        session.add(billing_models.LedgerEntry(seq=1, workspace_id="ws", kind="grant", amount_microcents=1,
+                                               created_at=0.0))
+    with db.session() as session:
+        assert session.scalar(select(func.max(billing_models.LedgerEntry.id))) == 2**31
