@@ -57,8 +57,11 @@ def _plus_field(form: bytes, name: str, value: str) -> bytes:
          "response_format"),
         (_form({"model": "sphinx", "surprise": "1"}, b"RIFF...."), MULTIPART,
          "unsupported_parameter", "surprise"),
-        (_form({"model": "sphinx"}, b"RIFF....").replace(b"sphinx", b"sph\xffinx"), MULTIPART, "invalid_value", None),
-        (_plus_field(_form({"model": "sphinx"}, b"RIFF...."), "model", "sphinx"), MULTIPART, "invalid_value", None),
+        (_form({"model": "sphinx"}, b"RIFF....").replace(b"sphinx", b"sph\xffinx"), MULTIPART, "invalid_value",
+         "model"),
+        (_plus_field(_form({"model": "sphinx"}, b"RIFF...."), "model", "sphinx"), MULTIPART, "invalid_value",
+         "model"),
+        (_form({"model": "sphinx", "prompt": "word " * 20_000}, b"RIFF...."), MULTIPART, "invalid_value", "prompt"),
         # An array field repeats by design; this deployment does not take it, and says so by name.
         (_plus_field(_form({"model": "sphinx", "timestamp_granularities[]": "word"}, b"RIFF...."),
                      "timestamp_granularities[]", "segment"),

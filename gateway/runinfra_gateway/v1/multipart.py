@@ -38,8 +38,8 @@ class FormData:
     file_content_type: str
 
 
-def _bad(message: str) -> errors.GatewayError:
-    return errors.invalid_request(message, code="invalid_value")
+def _bad(message: str, param: str | None = None) -> errors.GatewayError:
+    return errors.invalid_request(message, code="invalid_value", param=param)
 
 
 def parse_form(body: bytes, content_type: bytes | None, *, file_field: str = "file") -> FormData:
@@ -124,11 +124,11 @@ def parse_form(body: bytes, content_type: bytes | None, *, file_field: str = "fi
         if name in fields:
             if name.endswith("[]"):  # an array field (OpenAI's ``timestamp_granularities[]``): one entry per value
                 continue
-            raise _bad(f"The multipart field {name!r} appears twice.")
+            raise _bad(f"The multipart field {name!r} appears twice.", name)
         if len(part.data) > _MAX_FIELD_BYTES:
-            raise _bad(f"The multipart field {name!r} is too long.")
+            raise _bad(f"The multipart field {name!r} is over {_MAX_FIELD_BYTES // 1024} KiB.", name)
         try:
             fields[name] = part.data.decode("utf-8")
         except UnicodeDecodeError:
-            raise _bad(f"The multipart field {name!r} is not UTF-8 text.") from None
+            raise _bad(f"The multipart field {name!r} is not UTF-8 text.", name) from None
     return FormData(fields=fields, file=file, filename=filename, file_content_type=file_type)
