@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,24 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"runinfra: invalid configuration: {exc}", file=sys.stderr)
         return 2
+    problem = _unusable_data_dir(settings.data_dir)
+    if problem is not None:
+        print(f"runinfra: cannot keep files in the data directory '{settings.data_dir}': {problem}; choose another "
+              "with --data-dir or RUNINFRA_DATA_DIR", file=sys.stderr)
+        return 2
     from runinfra_gateway.cli.server import run_server
 
     return run_server(settings)
+
+
+def _unusable_data_dir(path: Path) -> str | None:
+    """Why the gateway could not create files in ``path`` (made if missing), or None when it can."""
+    if path.exists() and not path.is_dir():
+        return "it is a file, not a directory"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None

@@ -117,6 +117,18 @@ def test_serve_refuses_a_hostile_config_file_with_one_line(tmp_path: Path) -> No
         assert "Traceback" not in result.stderr
 
 
+def test_serve_refuses_a_data_dir_it_cannot_write_with_one_line(tmp_path: Path) -> None:
+    a_file = tmp_path / "not-a-dir"
+    a_file.write_text("x", encoding="utf-8")
+    for data_dir, reason in ((a_file, "it is a file, not a directory"), (a_file / "below", "Not a directory")):
+        result = cli(None, "serve", "--data-dir", str(data_dir), "--port", "0")
+        assert result.returncode == 2, result.stderr
+        assert f"cannot keep files in the data directory '{data_dir}': {reason}" in result.stderr
+        assert "--data-dir or RUNINFRA_DATA_DIR" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert "ERROR" not in result.stderr
+
+
 def test_workspaces_keys_credits_round_trip(gateway: GatewayProcess) -> None:
     created = cli(gateway, "workspaces", "create", "CLI team", "--credits", "12.5", "--json")
     assert created.returncode == 0, created.stderr
