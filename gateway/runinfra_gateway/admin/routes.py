@@ -51,7 +51,7 @@ async def authorize_admin(request: Request, state: GatewayState) -> None:
 async def read_json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body, as strictly checked as on /v1 (1 MiB at most, typed errors)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > _ADMIN_BODY_LIMIT:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > _ADMIN_BODY_LIMIT:
         raise errors.request_too_large(_ADMIN_BODY_LIMIT)
     raw = b""
     async for chunk in request.stream():
@@ -129,7 +129,7 @@ async def _create_pipeline(request: Request, state: GatewayState) -> Any:
 
 async def _recent_requests(request: Request, state: GatewayState) -> Any:
     limit = request.query_params.get("limit", "100")
-    if not limit.isdigit():
+    if not (limit.isascii() and limit.isdigit()):  # str.isdigit() also takes "²", which int() refuses
         raise errors.invalid_request("'limit' must be a positive integer.", param="limit")
     return await service.recent_requests(state, workspace_id=request.query_params.get("workspace_id"),
                                          limit=int(limit))

@@ -82,4 +82,4 @@ def error_from_upstream(
 
 def _retry_after(headers: Mapping[str, str]) -> int:
     value = headers.get("retry-after", "")
-    return int(value) if value.isdigit() and 0 < int(value) <= 3600 else 1
+    return int(value) if value.isascii() and value.isdigit() and 0 < int(value) <= 3600 else 1

@@ -157,7 +157,7 @@ def _threshold(args: argparse.Namespace) -> int:
 
 
 def _limit(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 500:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 500:
         raise argparse.ArgumentTypeError("must be a whole number from 1 to 500")
     return int(text)
 

@@ -64,7 +64,7 @@ async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
 
 def _query_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "50")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() also takes "²", which int() refuses
         raise errors.invalid_request("'limit' must be a positive integer.", param="limit")
     return int(raw)
 

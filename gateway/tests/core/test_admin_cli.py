@@ -223,6 +223,10 @@ def test_admin_api_refuses_api_keys_and_bad_bodies(gateway: GatewayProcess) -> N
     assert no_scope.status == 400
     assert no_scope.error["param"] == "pipeline_id"
     assert admin(gateway, "DELETE", "/keys/key_missing").status == 404
+    for bad_limit in ("abc", "-1", "%C2%B2"):  # "²" passes str.isdigit() and fails int(): it was a 500
+        refused = admin(gateway, "GET", f"/requests?limit={bad_limit}")
+        assert refused.status == 400, bad_limit
+        assert refused.error["param"] == "limit"
     assert admin(gateway, "GET", "/workspaces/ws_missing/credits").status == 404
 
 

@@ -63,6 +63,29 @@ async def raw_server() -> AsyncIterator[Callable[[Conversation], Awaitable[tuple
         server.close()
 
 
+async def test_a_retry_after_that_is_not_ascii_digits_counts_as_one_second(
+    raw_server: Callable[..., Awaitable[tuple[str, list[int]]]],
+) -> None:
+    body = b'{"error": {"message": "overloaded"}}'
+
+    async def overloaded(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await read_request(reader)
+        # 0xB2 is "²" in latin-1: str.isdigit() says yes, int() says no.
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: \xb2\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+
+    url, _ = await raw_server(overloaded)
+    b = backend(url)
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await b.chat(CHAT)
+    finally:
+        await b.aclose()
+    assert (caught.value.status, caught.value.type) == (503, "deployment_error")
+    assert caught.value.headers["retry-after"] == "1"
+
+
 async def test_keep_alive_connections_are_reused(raw_server: Callable[..., Awaitable[tuple[str, list[int]]]]) -> None:
     async def conversation(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
         while True:

@@ -234,6 +234,7 @@ def test_admin_routes_refuse_bad_input(gateway: GatewayProcess, receiver: Receiv
     assert admin(gateway, "POST", "/webhooks/endpoints/we_missing/rotate")[0] == 404
     assert admin(gateway, "POST", "/webhooks/events/evt_missing/replay")[0] == 404
     assert admin(gateway, "GET", "/webhooks/deliveries?limit=abc")[0] == 400
+    assert admin(gateway, "GET", "/webhooks/deliveries?limit=%C2%B2")[0] == 400  # "²" passes str.isdigit()
     assert admin(gateway, "GET", "/webhooks/deliveries?limit=100000")[0] == 400
     status, created = admin(
         gateway, "POST", "/webhooks/endpoints", {"workspace_id": "main", "url": receiver.url("/ok")}

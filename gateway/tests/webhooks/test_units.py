@@ -79,7 +79,7 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after(" 7 ", now) == 7
     assert parse_retry_after(formatdate(now + 30, usegmt=True), now) == pytest.approx(30, abs=1)
     assert parse_retry_after(formatdate(now - 30, usegmt=True), now) == 0
-    for bad in (None, "", "-5", "soon", "1.5", "Mon, 99 Foo 2020"):
+    for bad in (None, "", "-5", "soon", "1.5", "Mon, 99 Foo 2020", "\xb2"):  # "²": a digit to str.isdigit()
         assert parse_retry_after(bad, now) is None
 
 
