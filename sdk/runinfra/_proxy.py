@@ -86,7 +86,7 @@ def _parse_proxy(value: str, variable: str) -> Proxy:
         port_text = port_text[1:] if port_text.startswith(":") else port_text
     else:
         host, _, port_text = hostport.partition(":")
-    if not host or (port_text and not port_text.isdigit()):
+    if not host or (port_text and not (port_text.isascii() and port_text.isdigit())):
         raise invalid_options(f"{variable} is not a valid proxy URL", param=variable)
     port = int(port_text) if port_text else 80
     if not 1 <= port <= 65535:

@@ -202,11 +202,16 @@ def test_http_through_a_forwarding_proxy_and_no_proxy(
     assert len(server.requests) == 2
 
 
-def test_bad_proxy_variable_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HTTPS_PROXY", "socks5://127.0.0.1:1080")
+@pytest.mark.parametrize(
+    "value",
+    ["socks5://127.0.0.1:1080", "http://127.0.0.1:\u00b2", "http://127.0.0.1:99999", "http://:8080"],
+)
+def test_bad_proxy_variable_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", value)  # "²" passes str.isdigit() and fails int()
     with pytest.raises(RunInfraError) as caught:
         RunInfra(api_key=API_KEY)
     assert caught.value.type == "invalid_request_options"
+    assert caught.value.param == "HTTPS_PROXY"
 
 
 def test_fork_gives_the_child_fresh_pools(server: ScriptedServer) -> None:
