@@ -49,6 +49,7 @@ from runinfra_gateway.backends.base import (
     ProbeResult,
     TranscriptionInput,
 )
+from runinfra_gateway.billing import usable_token_usage
 from runinfra_gateway.errors import GatewayError, deployment_error, invalid_request
 from runinfra_gateway.shaping.responses import responses_to_chat
 
@@ -107,7 +108,7 @@ class UpstreamBackend:
         completion = await self._post_json("/chat/completions", request)
         if not isinstance(completion.get("choices"), list):
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without 'choices'.")
-        if not isinstance(completion.get("usage"), dict):
+        if not usable_token_usage(completion.get("usage")):  # none, or counts that cannot be charged
             completion["usage"] = estimated_usage(request, _completion_tokens_guess(completion))
         return completion
 
@@ -164,8 +165,8 @@ class UpstreamBackend:
                         failure = exc
                         break
                     parsed.append((payload, data))
-                    if data.get("usage") is not None and isinstance(data["usage"], dict):
-                        usage_seen = True
+                    if data.get("usage") is not None and usable_token_usage(data["usage"]):
+                        usage_seen = True  # otherwise an estimate follows the engine's last chunk
                     choices = data.get("choices")
                     if choices and type(choices) is list:  # counted for the usage estimate, if the engine sends none
                         delta = choices[0].get("delta") if type(choices[0]) is dict else None

@@ -16,6 +16,7 @@ from runinfra_gateway.billing.prices import (
     estimate_usage,
     microcents_to_cents,
 )
+from runinfra_gateway.billing.reported import reported_count, reported_seconds, usable_token_usage
 
 __all__ = [
     "MICROCENTS_PER_CENT",
@@ -29,4 +30,7 @@ __all__ = [
     "cents_to_microcents",
     "estimate_usage",
     "microcents_to_cents",
+    "reported_count",
+    "reported_seconds",
+    "usable_token_usage",
 ]

@@ -81,6 +81,7 @@ class ChatStreamShaper:
         if isinstance(usage, dict):
             self.usage = usage
             self._usage_chunk = data
+        if usage is not None:  # sent once, last (a malformed one not at all: the gateway's estimate follows)
             if not choices:
                 return b""
             data = {key: value for key, value in data.items() if key != "usage"}

@@ -227,13 +227,17 @@ async def run_charged(
         return
     try:
         reply = await work()
+        # Priced before the result counts as delivered: usage that cannot be priced gives the hold back.
+        price = reply.cost_microcents
+        if price is None:
+            price = runtime.prices.charge_microcents(operation, reply.usage)
     except BaseException:
         await cancel_charge(state, call, charge)
         raise
     # The result exists: from here on a disconnect changes nothing (it is charged and, if keyed, replayable).
     call.stop_watching()
     cost = await settle(state, call, charge.hold, runtime, operation, reply.usage, reply.status,
-                        charge.estimated_tokens, cost=reply.cost_microcents)
+                        charge.estimated_tokens, cost=price)
     headers = [(b"x-runinfra-cost-microcents", str(cost).encode())]
     if charge.idempotency_key is not None:
         stored_headers = (

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 
 from runinfra_gateway import errors
-from runinfra_gateway.billing import Usage
+from runinfra_gateway.billing import Usage, reported_count
 from runinfra_gateway.params import check_fields
 from runinfra_gateway.shaping import ChatStreamShaper, ResponsesStreamAdapter, chat_to_response, responses_to_chat
 from runinfra_gateway.state import GatewayState
@@ -58,8 +58,9 @@ def _include_usage(body: dict[str, Any]) -> bool:
 def _chat_usage(completion: dict[str, Any]) -> Usage:
     raw = completion.get("usage")
     usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    return Usage(input_tokens=int(usage.get("prompt_tokens") or 0),
-                 output_tokens=int(usage.get("completion_tokens") or 0))
+    # Backends hand over chargeable counts (the upstream one replaces any it cannot charge with an estimate).
+    return Usage(input_tokens=reported_count(usage.get("prompt_tokens")) or 0,
+                 output_tokens=reported_count(usage.get("completion_tokens")) or 0)
 
 
 async def chat_completions(state: GatewayState, call: Call, request: JsonRequest) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from runinfra_gateway import errors
-from runinfra_gateway.billing import Usage
+from runinfra_gateway.billing import Usage, estimate_usage, reported_count
 from runinfra_gateway.params import check_fields
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
@@ -64,7 +64,11 @@ async def embeddings(state: GatewayState, call: Call, request: JsonRequest) -> N
                     item["embedding"] = _as_base64(item["embedding"])
         raw_usage = result.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-        tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0)
+        tokens = reported_count(usage.get("prompt_tokens"))
+        if tokens is None:
+            tokens = reported_count(usage.get("total_tokens"))
+        if tokens is None:  # none reported, or none chargeable: the hold's own estimate
+            tokens = estimate_usage("embeddings", body).input_tokens
         return Reply(orjson.dumps(result), b"application/json", Usage(input_tokens=tokens))
 
     await run_charged(state, call, runtime, "embeddings", body, request.raw, work)

@@ -10,7 +10,7 @@ import orjson
 from runinfra_gateway import errors
 from runinfra_gateway.auth import KeyRecord
 from runinfra_gateway.backends.base import TranscriptionInput
-from runinfra_gateway.billing import Usage
+from runinfra_gateway.billing import Usage, reported_seconds
 from runinfra_gateway.params import check_fields
 from runinfra_gateway.pipeline_table import Pipeline
 from runinfra_gateway.state import GatewayState
@@ -27,8 +27,9 @@ def audio_seconds(result: dict[str, Any], upload: bytes) -> float:
     usage = result.get("usage")
     candidates = (result.get("duration"), usage.get("seconds") if isinstance(usage, dict) else None)
     for value in candidates:
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
+        seconds = reported_seconds(value)
+        if seconds is not None:
+            return seconds
     if upload[:4] == b"RIFF" and upload[8:12] == b"WAVE" and len(upload) >= 44:
         byte_rate = int(struct.unpack_from("<I", upload, 28)[0])
         if byte_rate:

@@ -14,7 +14,7 @@ import orjson
 
 from runinfra_gateway import errors
 from runinfra_gateway.auth import KeyRecord
-from runinfra_gateway.billing import Usage
+from runinfra_gateway.billing import Usage, reported_count, reported_seconds
 from runinfra_gateway.pipeline_table import Pipeline
 from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.state import GatewayState
@@ -46,10 +46,10 @@ def _usage(value: Any) -> Usage:
         return value
     if isinstance(value, dict):
         return Usage(
-            input_tokens=int(value.get("input_tokens") or value.get("prompt_tokens") or 0),
-            output_tokens=int(value.get("output_tokens") or value.get("completion_tokens") or 0),
-            audio_seconds=float(value.get("audio_seconds") or value.get("seconds") or 0.0),
-            characters=int(value.get("characters") or 0),
+            input_tokens=reported_count(value.get("input_tokens") or value.get("prompt_tokens")) or 0,
+            output_tokens=reported_count(value.get("output_tokens") or value.get("completion_tokens")) or 0,
+            audio_seconds=reported_seconds(value.get("audio_seconds") or value.get("seconds")) or 0.0,
+            characters=reported_count(value.get("characters")) or 0,
         )
     return Usage()
 

@@ -1,0 +1,215 @@
+"""An engine's own usage report is charged only when it is a plausible one.
+
+Otherwise the gateway charges what it charges an engine that reports nothing (its estimate), the request
+still succeeds, and the hold is settled. A negative count used to fail settlement after the work was done:
+500 to the client, the hold left open for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from runinfra_gateway.testing import GatewayProcess
+
+from .conftest import ADMIN_TOKEN, Tenant, new_tenant
+
+MISSING = object()  # the engine sends no usage (or duration) at all
+
+BAD_COUNTS: list[Any] = [
+    {"prompt_tokens": -1_000_000, "completion_tokens": 5},  # would be a refund
+    {"prompt_tokens": 10**30, "completion_tokens": 1},  # beyond any column
+    {"prompt_tokens": "12", "completion_tokens": "3"},
+    {"prompt_tokens": [1], "completion_tokens": 1},
+    {"prompt_tokens": 1.5, "completion_tokens": 1},
+    {"prompt_tokens": True, "completion_tokens": 1},
+    {"prompt_tokens": 3},  # half a report
+    "lots",
+]
+
+
+class ReportingEngine:
+    """A real local OpenAI-style engine whose usage block (and transcription duration) a test sets.
+
+    No real engine can be asked to report a negative token count on cue."""
+
+    def __init__(self) -> None:
+        self.usage: Any = MISSING
+        self.duration: Any = MISSING
+        self.loop = asyncio.new_event_loop()
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def _with_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
+        return payload if self.usage is MISSING else {**payload, "usage": self.usage}
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        if not body.get("stream"):
+            return web.json_response(self._with_usage({
+                "id": "c", "object": "chat.completion", "created": 1, "model": "engine",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "three little words"},
+                             "finish_reason": "stop"}],
+            }))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for word in ("three ", "little ", "words"):
+            chunk = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "engine",
+                     "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        if self.usage is not MISSING:
+            last = self._with_usage({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "engine",
+                                     "choices": []})
+            await response.write(b"data: " + json.dumps(last).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _embeddings(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.json_response(self._with_usage({
+            "object": "list", "model": "engine", "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+        }))
+
+    async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        answer: dict[str, Any] = {"text": "hello"}
+        if self.duration is not MISSING:
+            answer["duration"] = self.duration
+        return web.json_response(answer)
+
+    def start(self) -> ReportingEngine:
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+        async def setup() -> str:
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/embeddings", self._embeddings)
+            app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
+            self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+
+        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+@pytest.fixture(scope="module")
+def engine_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayProcess, ReportingEngine]]:
+    engine = ReportingEngine().start()
+    gateway = GatewayProcess(Path(tmp_path_factory.mktemp("reporting")), admin_token=ADMIN_TOKEN, config={
+        "deployments": [{
+            "id": "engine", "backend": "upstream", "base_url": engine.base_url,
+            "operations": ["chat.completions", "embeddings", "audio.transcriptions"], "params": ["max_tokens"],
+            "prices": {"input_per_1k_tokens": 10, "output_per_1k_tokens": 10, "per_audio_second": 1},
+        }],
+    }).start()
+    yield gateway, engine
+    gateway.stop()
+    engine.stop()
+
+
+CHAT = {"model": "engine", "messages": [{"role": "user", "content": "Say three words."}], "max_tokens": 8}
+
+
+def _spent_on(tenant: Tenant, send: Any) -> tuple[int, Any]:
+    """What one call cost the workspace (micro-cents, from its balance) and what it answered."""
+    before = tenant.balance()["balance_cents"]
+    answer = send()
+    after = tenant.balance()
+    assert after["held_cents"] == 0  # settled, nothing left on hold
+    return round((before - after["balance_cents"]) * 1_000_000), answer
+
+
+def _stream_usage(tenant: Tenant) -> dict[str, Any]:
+    response = tenant.post("/chat/completions", {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+    assert response.status == 200, response.body
+    events = [json.loads(line[6:]) for line in response.body.decode().split("\n") if line.startswith("data: {")]
+    usages = [event["usage"] for event in events if event.get("usage")]
+    assert len(usages) == 1
+    usage: dict[str, Any] = usages[0]
+    return usage
+
+
+@pytest.mark.parametrize("usage", BAD_COUNTS, ids=repr)
+def test_chat_usage_that_cannot_be_charged_is_charged_as_none(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine], usage: Any
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    engine.usage = MISSING
+    unreported_cost, unreported = _spent_on(tenant, lambda: tenant.post("/chat/completions", CHAT))
+    unreported_stream_cost, unreported_stream = _spent_on(tenant, lambda: _stream_usage(tenant))
+    assert unreported_cost > 0
+    assert unreported_stream_cost > 0
+
+    engine.usage = usage
+    cost, answer = _spent_on(tenant, lambda: tenant.post("/chat/completions", CHAT))
+    assert answer.status == 200, answer.body
+    assert cost == unreported_cost == int(answer.headers["x-runinfra-cost-microcents"])
+    assert answer.json()["usage"] == unreported.json()["usage"]  # the estimate, as when none is reported
+    stream_cost, stream_usage = _spent_on(tenant, lambda: _stream_usage(tenant))
+    assert stream_cost == unreported_stream_cost
+    assert stream_usage == unreported_stream
+
+
+@pytest.mark.parametrize("usage", [usage for usage in BAD_COUNTS if usage != {"prompt_tokens": 3}], ids=repr)
+def test_embeddings_usage_that_cannot_be_charged_is_charged_as_none(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine], usage: Any
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    body = {"model": "engine", "input": "a sentence of a few words"}
+    engine.usage = MISSING
+    unreported_cost, _ = _spent_on(tenant, lambda: tenant.post("/embeddings", body))
+    engine.usage = usage
+    cost, answer = _spent_on(tenant, lambda: tenant.post("/embeddings", body))
+    assert answer.status == 200, answer.body
+    assert cost == unreported_cost > 0
+
+
+def _wav(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * int(8000 * seconds))
+    return buffer.getvalue()
+
+
+def _upload(tenant: Tenant) -> Any:
+    boundary = "b0undary"
+    form = (f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\nengine\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n'
+            "Content-Type: audio/wav\r\n\r\n").encode() + _wav(2.0) + f"\r\n--{boundary}--\r\n".encode()
+    content_type = f"multipart/form-data; boundary={boundary}"
+    return tenant.post("/audio/transcriptions", form, headers={"Content-Type": content_type})
+
+
+@pytest.mark.parametrize("duration", [-1, 1e308, "2", True, [2]], ids=repr)
+def test_a_transcription_duration_that_cannot_be_charged_is_read_from_the_upload(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine], duration: Any
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    engine.duration = MISSING
+    from_header, _ = _spent_on(tenant, lambda: _upload(tenant))
+    assert from_header == 2_000_000  # 2 s of WAV at 1 cent per second
+    engine.duration = duration
+    cost, answer = _spent_on(tenant, lambda: _upload(tenant))
+    assert answer.status == 200, answer.body
+    assert cost == from_header
