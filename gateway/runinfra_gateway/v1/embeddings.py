@@ -61,7 +61,12 @@ async def embeddings(state: GatewayState, call: Call, request: JsonRequest) -> N
         if encoding == "base64":
             for item in result.get("data") or ():
                 if isinstance(item, dict) and isinstance(item.get("embedding"), list):
-                    item["embedding"] = _as_base64(item["embedding"])
+                    try:
+                        item["embedding"] = _as_base64(item["embedding"])
+                    except TypeError:  # an engine's vector of lists or strings: nothing to pack
+                        raise errors.deployment_error(
+                            f"Deployment {runtime.id!r} returned an embedding that is not a list of numbers."
+                        ) from None
         raw_usage = result.get("usage")
         usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
         tokens = reported_count(usage.get("prompt_tokens"))

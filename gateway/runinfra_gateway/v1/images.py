@@ -42,13 +42,13 @@ async def images_generate(state: GatewayState, call: Call, request: JsonRequest)
     body = request.body
     runtime = request.deployment(state, "images.generate")
     check_fields(body, runtime.allowed["images.generate"], runtime.id)
-    count, response_format = _check(body)
-    backend_body = {**body, "response_format": "b64_json", "n": count}
+    requested, response_format = _check(body)
+    backend_body = {**body, "response_format": "b64_json", "n": requested}
 
     async def work() -> Reply:
         assert runtime.backend is not None
         generated = await runtime.backend.images(backend_body)
-        count = len(generated.images)
+        count = min(len(generated.images), requested)  # an engine's extra images are neither sent nor charged
         if response_format == "b64_json":
             data = [{"b64_json": generated.as_base64(index)} for index in range(count)]
         else:

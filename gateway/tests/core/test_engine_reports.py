@@ -1,13 +1,15 @@
-"""An engine's own usage report is charged only when it is a plausible one.
+"""What an upstream engine reports about its own work is charged only when it is plausible.
 
-Otherwise the gateway charges what it charges an engine that reports nothing (its estimate), the request
-still succeeds, and the hold is settled. A negative count used to fail settlement after the work was done:
-500 to the client, the hold left open for good.
+A usage block that cannot be charged is charged as none (the gateway's estimate): the request still
+succeeds and the hold is settled. A negative count used to fail settlement after the work was done (500
+to the client, the hold left open for good). More images than asked for are neither sent nor charged; a
+vector that is not numbers cannot be packed as base64 and is the engine's 502, with nothing charged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
 import threading
@@ -44,6 +46,8 @@ class ReportingEngine:
     def __init__(self) -> None:
         self.usage: Any = MISSING
         self.duration: Any = MISSING
+        self.vector: Any = [0.6, 0.8]
+        self.images_per_request = 1
         self.loop = asyncio.new_event_loop()
         self.base_url = ""
         self._runner: web.AppRunner | None = None
@@ -75,8 +79,14 @@ class ReportingEngine:
     async def _embeddings(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         return web.json_response(self._with_usage({
-            "object": "list", "model": "engine", "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+            "object": "list", "model": "engine",
+            "data": [{"object": "embedding", "index": 0, "embedding": self.vector}],
         }))
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode("ascii")
+        return web.json_response({"created": 1, "data": [{"b64_json": png}] * self.images_per_request})
 
     async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
         await request.read()
@@ -93,6 +103,7 @@ class ReportingEngine:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
+            app.router.add_post("/v1/images/generations", self._images)
             self._runner = web.AppRunner(app, shutdown_timeout=0.1)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -113,8 +124,9 @@ def engine_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[G
     gateway = GatewayProcess(Path(tmp_path_factory.mktemp("reporting")), admin_token=ADMIN_TOKEN, config={
         "deployments": [{
             "id": "engine", "backend": "upstream", "base_url": engine.base_url,
-            "operations": ["chat.completions", "embeddings", "audio.transcriptions"], "params": ["max_tokens"],
-            "prices": {"input_per_1k_tokens": 10, "output_per_1k_tokens": 10, "per_audio_second": 1},
+            "operations": ["chat.completions", "embeddings", "audio.transcriptions", "images.generate"],
+            "params": ["max_tokens"],
+            "prices": {"input_per_1k_tokens": 10, "output_per_1k_tokens": 10, "per_audio_second": 1, "per_image": 1},
         }],
     }).start()
     yield gateway, engine
@@ -213,3 +225,40 @@ def test_a_transcription_duration_that_cannot_be_charged_is_read_from_the_upload
     cost, answer = _spent_on(tenant, lambda: _upload(tenant))
     assert answer.status == 200, answer.body
     assert cost == from_header
+
+
+def test_more_images_than_asked_for_are_neither_sent_nor_charged(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine],
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    engine.images_per_request = 5
+    try:
+        for response_format in ("url", "b64_json"):
+            cost, answer = _spent_on(tenant, lambda response_format=response_format: tenant.post(
+                "/images/generations", {"model": "engine", "prompt": "a 7", "n": 2, "response_format": response_format}
+            ))
+            assert answer.status == 200, answer.body
+            assert len(answer.json()["data"]) == 2
+            assert cost == 2_000_000  # two images at 1 cent
+    finally:
+        engine.images_per_request = 1
+
+
+@pytest.mark.parametrize("vector", [[[0.6], [0.8]], ["0.6", "0.8"], [None]], ids=repr)
+def test_a_vector_that_is_not_numbers_is_a_502_as_base64_and_charges_nothing(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine], vector: Any
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    engine.vector = vector
+    try:
+        cost, answer = _spent_on(tenant, lambda: tenant.post(
+            "/embeddings", {"model": "engine", "input": "hello", "encoding_format": "base64"}
+        ))
+    finally:
+        engine.vector = [0.6, 0.8]
+    assert answer.status == 502, answer.body
+    assert answer.error["type"] == "deployment_error"
+    assert "not a list of numbers" in answer.error["message"]
+    assert cost == 0
