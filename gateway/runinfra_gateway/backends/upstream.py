@@ -49,7 +49,7 @@ from runinfra_gateway.backends.base import (
     ProbeResult,
     TranscriptionInput,
 )
-from runinfra_gateway.billing import usable_token_usage
+from runinfra_gateway.billing import reported_tokens
 from runinfra_gateway.errors import GatewayError, deployment_error, invalid_request
 from runinfra_gateway.shaping.responses import responses_to_chat
 
@@ -108,7 +108,7 @@ class UpstreamBackend:
         completion = await self._post_json("/chat/completions", request)
         if not isinstance(completion.get("choices"), list):
             raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without 'choices'.")
-        if not usable_token_usage(completion.get("usage")):  # none, or counts that cannot be charged
+        if reported_tokens(completion.get("usage")) is None:  # none, or counts that cannot be charged
             completion["usage"] = estimated_usage(request, _completion_tokens_guess(completion))
         return completion
 
@@ -165,7 +165,7 @@ class UpstreamBackend:
                         failure = exc
                         break
                     parsed.append((payload, data))
-                    if data.get("usage") is not None and usable_token_usage(data["usage"]):
+                    if data.get("usage") is not None and reported_tokens(data["usage"]) is not None:
                         usage_seen = True  # otherwise an estimate follows the engine's last chunk
                     choices = data.get("choices")
                     if choices and type(choices) is list:  # counted for the usage estimate, if the engine sends none

@@ -16,7 +16,7 @@ from runinfra_gateway.billing.prices import (
     estimate_usage,
     microcents_to_cents,
 )
-from runinfra_gateway.billing.reported import reported_count, reported_seconds, usable_token_usage
+from runinfra_gateway.billing.reported import reported_count, reported_seconds, reported_tokens
 
 __all__ = [
     "MICROCENTS_PER_CENT",
@@ -32,5 +32,5 @@ __all__ = [
     "microcents_to_cents",
     "reported_count",
     "reported_seconds",
-    "usable_token_usage",
+    "reported_tokens",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_REPORTED_COUNT", "MAX_REPORTED_SECONDS", "reported_count", "reported_seconds", "usable_token_usage"]
+__all__ = ["MAX_REPORTED_COUNT", "MAX_REPORTED_SECONDS", "reported_count", "reported_seconds", "reported_tokens"]
 
 #: Also the bound of the request log's token columns (32-bit INTEGER on PostgreSQL).
 MAX_REPORTED_COUNT = 2**31 - 1
@@ -34,10 +34,9 @@ def reported_seconds(value: object) -> float | None:
     return float(value) if 0 <= value <= MAX_REPORTED_SECONDS else None
 
 
-def usable_token_usage(usage: Any) -> bool:
-    """Whether a chat ``usage`` block's prompt and completion counts can both be charged as reported."""
-    return (
-        isinstance(usage, dict)
-        and reported_count(usage.get("prompt_tokens")) is not None
-        and reported_count(usage.get("completion_tokens")) is not None
-    )
+def reported_tokens(usage: Any) -> tuple[int, int] | None:
+    """A chat ``usage`` block's (prompt, completion) token counts, when both can be charged as reported."""
+    if not isinstance(usage, dict):
+        return None
+    prompt, completion = reported_count(usage.get("prompt_tokens")), reported_count(usage.get("completion_tokens"))
+    return None if prompt is None or completion is None else (prompt, completion)

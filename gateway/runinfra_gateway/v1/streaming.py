@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from runinfra_gateway import errors
 from runinfra_gateway.backends.base import ChatChunk
-from runinfra_gateway.billing import Usage, usable_token_usage
+from runinfra_gateway.billing import Usage, reported_tokens
 from runinfra_gateway.registry import DeploymentRuntime
 from runinfra_gateway.shaping import sse_error
 from runinfra_gateway.state import GatewayState
@@ -50,10 +50,9 @@ class StreamShaper(Protocol):
 
 
 def _delivered_usage(shaper: StreamShaper, prompt_estimate: int) -> Usage:
-    usage = shaper.usage
-    if usable_token_usage(usage):
-        assert usage is not None
-        return Usage(input_tokens=usage["prompt_tokens"], output_tokens=usage["completion_tokens"])
+    counts = reported_tokens(shaper.usage)
+    if counts is not None:
+        return Usage(input_tokens=counts[0], output_tokens=counts[1])
     # None reported (or none chargeable, from a stream cut before the estimate): what was delivered.
     return Usage(input_tokens=prompt_estimate, output_tokens=shaper.content_chunks)
 

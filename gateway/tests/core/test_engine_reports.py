@@ -178,6 +178,21 @@ def test_chat_usage_that_cannot_be_charged_is_charged_as_none(
     assert stream_usage == unreported_stream
 
 
+def test_whole_counts_sent_as_floats_are_charged_as_reported(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine],
+) -> None:
+    gateway, engine = engine_gateway
+    tenant = new_tenant(gateway, credits_cents=100)
+    costs = []
+    for whole in (300, 300.0):
+        usage = {"prompt_tokens": whole, "completion_tokens": whole - 100}
+        engine.usage = usage
+        costs.append(_spent_on(tenant, lambda: tenant.post("/chat/completions", CHAT))[0])
+        costs.append(_spent_on(tenant, lambda: _stream_usage(tenant))[0])
+    engine.usage = MISSING
+    assert costs == [5_000_000] * 4  # 500 tokens at 10 cents per 1k, as reported, each way
+
+
 @pytest.mark.parametrize("usage", [usage for usage in BAD_COUNTS if usage != {"prompt_tokens": 3}], ids=repr)
 def test_embeddings_usage_that_cannot_be_charged_is_charged_as_none(
     engine_gateway: tuple[GatewayProcess, ReportingEngine], usage: Any
