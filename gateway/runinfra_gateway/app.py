@@ -182,8 +182,7 @@ class GatewayApp:
         except Exception:
             logger.exception("unhandled error in %s %s (request %s)", call.method, call.path[:200], call.request_id)
             if not call.response_started:
-                await call.respond_error(errors.deployment_error("Internal gateway error.", status=500,
-                                                                 code="internal_error"))
+                await call.respond_error(errors.internal_error())
         finally:
             call.stop_watching()
             state.metrics.in_flight.dec()

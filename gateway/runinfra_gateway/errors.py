@@ -20,6 +20,7 @@ __all__ = [
     "idempotency_key_reused",
     "idempotency_replay_unavailable",
     "insufficient_credits",
+    "internal_error",
     "invalid_request",
     "method_not_allowed",
     "model_not_found",
@@ -216,3 +217,8 @@ def deployment_error(
 ) -> GatewayError:
     headers = {"retry-after": str(max(1, retry_after_seconds))} if retry_after_seconds is not None else {}
     return GatewayError(status, "deployment_error", message, code=code, headers=headers)
+
+
+def internal_error() -> GatewayError:
+    """A failure of the gateway itself; what went wrong stays in its log, not in the answer."""
+    return deployment_error("Internal gateway error.", status=500, code="internal_error")

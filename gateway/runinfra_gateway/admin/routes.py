@@ -23,7 +23,7 @@ from runinfra_gateway.auth.keys import bearer_token
 from runinfra_gateway.edge.body import check_content_type, parse_json_object
 from runinfra_gateway.state import GatewayState
 
-__all__ = ["authorize_admin", "create_admin_app", "read_json_body"]
+__all__ = ["authorize_admin", "create_admin_app", "query_limit", "read_json_body"]
 
 _ADMIN_BODY_LIMIT = 1024 * 1024
 Handler = Callable[[Request, GatewayState], Awaitable[Any]]
@@ -127,12 +127,19 @@ async def _create_pipeline(request: Request, state: GatewayState) -> Any:
     return await service.create_pipeline(state, await read_json_body(request))
 
 
-async def _recent_requests(request: Request, state: GatewayState) -> Any:
-    limit = request.query_params.get("limit", "100")
-    if not (limit.isascii() and limit.isdigit()):  # str.isdigit() also takes "²", which int() refuses
+def query_limit(request: Request, default: int) -> int:
+    """The ``limit`` query parameter as written in ASCII digits (the service bounds its range)."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() also takes "²", which int() refuses
         raise errors.invalid_request("'limit' must be a positive integer.", param="limit")
+    return int(raw)
+
+
+async def _recent_requests(request: Request, state: GatewayState) -> Any:
     return await service.recent_requests(state, workspace_id=request.query_params.get("workspace_id"),
-                                         limit=int(limit))
+                                         limit=query_limit(request, 100))
 
 
 def _routes() -> list[BaseRoute]:
@@ -172,8 +179,8 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     # The error's text stays in the log (Starlette re-raises it to the server): it may name tables and values.
-    error = errors.deployment_error("Internal gateway error.", status=500, code="internal_error")
-    return Response(error.body_bytes(), status_code=500, media_type="application/json")
+    error = errors.internal_error()
+    return Response(error.body_bytes(), status_code=error.status, media_type="application/json")
 
 
 def create_admin_app(state: GatewayState) -> Starlette:

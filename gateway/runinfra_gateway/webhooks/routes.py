@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from runinfra_gateway import errors
 
 # The core's admin helpers: one admin-token check and one body parser for the whole admin API.
-from runinfra_gateway.admin.routes import authorize_admin, read_json_body
+from runinfra_gateway.admin.routes import authorize_admin, query_limit, read_json_body
 from runinfra_gateway.webhooks.service import WebhookService, endpoint_payload, only_fields
 
 __all__ = ["routes"]
@@ -60,13 +60,6 @@ async def _body(request: Request, *, optional: bool = False) -> dict[str, Any]:
     if optional and no_body:
         return {}
     return await read_json_body(request)
-
-
-def _query_limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "50")
-    if not (raw.isascii() and raw.isdigit()):  # str.isdigit() also takes "²", which int() refuses
-        raise errors.invalid_request("'limit' must be a positive integer.", param="limit")
-    return int(raw)
 
 
 async def _create(request: Request, service: WebhookService) -> Any:
@@ -112,12 +105,13 @@ async def _deliveries(request: Request, service: WebhookService) -> Any:
     return await service.list_deliveries(
         endpoint_id=request.query_params.get("endpoint_id"),
         event_id=request.query_params.get("event_id"),
-        limit=_query_limit(request),
+        limit=query_limit(request, 50),
     )
 
 
 async def _events(request: Request, service: WebhookService) -> Any:
-    return await service.list_events(workspace_id=request.query_params.get("workspace_id"), limit=_query_limit(request))
+    workspace_id = request.query_params.get("workspace_id")
+    return await service.list_events(workspace_id=workspace_id, limit=query_limit(request, 50))
 
 
 async def _replay(request: Request, service: WebhookService) -> Any:
