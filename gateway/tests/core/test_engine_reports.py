@@ -44,13 +44,17 @@ class ReportingEngine:
     No real engine can be asked to report a negative token count on cue."""
 
     def __init__(self) -> None:
+        self.reset()
+        self.loop = asyncio.new_event_loop()
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def reset(self) -> None:
+        """Report nothing unusual: no usage, no duration, a unit vector, one image per request."""
         self.usage: Any = MISSING
         self.duration: Any = MISSING
         self.vector: Any = [0.6, 0.8]
         self.images_per_request = 1
-        self.loop = asyncio.new_event_loop()
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
 
     def _with_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload if self.usage is MISSING else {**payload, "usage": self.usage}
@@ -134,6 +138,19 @@ def engine_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[G
     engine.stop()
 
 
+@pytest.fixture
+def engine(engine_gateway: tuple[GatewayProcess, ReportingEngine]) -> Iterator[ReportingEngine]:
+    """The module's engine, back to reporting nothing unusual after each test."""
+    yield engine_gateway[1]
+    engine_gateway[1].reset()
+
+
+@pytest.fixture
+def tenant(engine_gateway: tuple[GatewayProcess, ReportingEngine]) -> Tenant:
+    """A fresh workspace with 100 cents on the module's gateway."""
+    return new_tenant(engine_gateway[0], credits_cents=100)
+
+
 CHAT = {"model": "engine", "messages": [{"role": "user", "content": "Say three words."}], "max_tokens": 8}
 
 
@@ -158,11 +175,8 @@ def _stream_usage(tenant: Tenant) -> dict[str, Any]:
 
 @pytest.mark.parametrize("usage", BAD_COUNTS, ids=repr)
 def test_chat_usage_that_cannot_be_charged_is_charged_as_none(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine], usage: Any
+    engine: ReportingEngine, tenant: Tenant, usage: Any
 ) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
-    engine.usage = MISSING
     unreported_cost, unreported = _spent_on(tenant, lambda: tenant.post("/chat/completions", CHAT))
     unreported_stream_cost, unreported_stream = _spent_on(tenant, lambda: _stream_usage(tenant))
     assert unreported_cost > 0
@@ -178,29 +192,21 @@ def test_chat_usage_that_cannot_be_charged_is_charged_as_none(
     assert stream_usage == unreported_stream
 
 
-def test_whole_counts_sent_as_floats_are_charged_as_reported(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine],
-) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
+def test_whole_counts_sent_as_floats_are_charged_as_reported(engine: ReportingEngine, tenant: Tenant) -> None:
     costs = []
     for whole in (300, 300.0):
         usage = {"prompt_tokens": whole, "completion_tokens": whole - 100}
         engine.usage = usage
         costs.append(_spent_on(tenant, lambda: tenant.post("/chat/completions", CHAT))[0])
         costs.append(_spent_on(tenant, lambda: _stream_usage(tenant))[0])
-    engine.usage = MISSING
     assert costs == [5_000_000] * 4  # 500 tokens at 10 cents per 1k, as reported, each way
 
 
 @pytest.mark.parametrize("usage", [usage for usage in BAD_COUNTS if usage != {"prompt_tokens": 3}], ids=repr)
 def test_embeddings_usage_that_cannot_be_charged_is_charged_as_none(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine], usage: Any
+    engine: ReportingEngine, tenant: Tenant, usage: Any
 ) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
     body = {"model": "engine", "input": "a sentence of a few words"}
-    engine.usage = MISSING
     unreported_cost, _ = _spent_on(tenant, lambda: tenant.post("/embeddings", body))
     engine.usage = usage
     cost, answer = _spent_on(tenant, lambda: tenant.post("/embeddings", body))
@@ -229,11 +235,8 @@ def _upload(tenant: Tenant) -> Any:
 
 @pytest.mark.parametrize("duration", [-1, 1e308, "2", True, [2]], ids=repr)
 def test_a_transcription_duration_that_cannot_be_charged_is_read_from_the_upload(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine], duration: Any
+    engine: ReportingEngine, tenant: Tenant, duration: Any
 ) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
-    engine.duration = MISSING
     from_header, _ = _spent_on(tenant, lambda: _upload(tenant))
     assert from_header == 2_000_000  # 2 s of WAV at 1 cent per second
     engine.duration = duration
@@ -242,37 +245,25 @@ def test_a_transcription_duration_that_cannot_be_charged_is_read_from_the_upload
     assert cost == from_header
 
 
-def test_more_images_than_asked_for_are_neither_sent_nor_charged(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine],
-) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
+def test_more_images_than_asked_for_are_neither_sent_nor_charged(engine: ReportingEngine, tenant: Tenant) -> None:
     engine.images_per_request = 5
-    try:
-        for response_format in ("url", "b64_json"):
-            cost, answer = _spent_on(tenant, lambda response_format=response_format: tenant.post(
-                "/images/generations", {"model": "engine", "prompt": "a 7", "n": 2, "response_format": response_format}
-            ))
-            assert answer.status == 200, answer.body
-            assert len(answer.json()["data"]) == 2
-            assert cost == 2_000_000  # two images at 1 cent
-    finally:
-        engine.images_per_request = 1
+    for response_format in ("url", "b64_json"):
+        cost, answer = _spent_on(tenant, lambda response_format=response_format: tenant.post(
+            "/images/generations", {"model": "engine", "prompt": "a 7", "n": 2, "response_format": response_format}
+        ))
+        assert answer.status == 200, answer.body
+        assert len(answer.json()["data"]) == 2
+        assert cost == 2_000_000  # two images at 1 cent
 
 
 @pytest.mark.parametrize("vector", [[[0.6], [0.8]], ["0.6", "0.8"], [None]], ids=repr)
 def test_a_vector_that_is_not_numbers_is_a_502_as_base64_and_charges_nothing(
-    engine_gateway: tuple[GatewayProcess, ReportingEngine], vector: Any
+    engine: ReportingEngine, tenant: Tenant, vector: Any
 ) -> None:
-    gateway, engine = engine_gateway
-    tenant = new_tenant(gateway, credits_cents=100)
     engine.vector = vector
-    try:
-        cost, answer = _spent_on(tenant, lambda: tenant.post(
-            "/embeddings", {"model": "engine", "input": "hello", "encoding_format": "base64"}
-        ))
-    finally:
-        engine.vector = [0.6, 0.8]
+    cost, answer = _spent_on(tenant, lambda: tenant.post(
+        "/embeddings", {"model": "engine", "input": "hello", "encoding_format": "base64"}
+    ))
     assert answer.status == 502, answer.body
     assert answer.error["type"] == "deployment_error"
     assert "not a list of numbers" in answer.error["message"]
