@@ -37,6 +37,7 @@ from runinfra_gateway.settings import (
     WorkspaceConfig,
     load_settings,
     parse_deployment,
+    restart_only_changes,
 )
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.store import Database
@@ -232,7 +233,8 @@ async def reload_config(state: GatewayState, *, out: TextIO | None = None) -> bo
     New and changed deployments are built and verified (a changed one is replaced at once and routed again
     once it verifies); removed ones stop being routed and their engines are closed; unchanged ones are not
     touched; workspaces are created if missing; pipelines take their new stages. A file that does not parse
-    or validate changes nothing. ``[server]``, ``[limits]`` and ``[webhooks]`` changes need a restart.
+    or validate changes nothing. ``[server]``, ``[limits]`` and ``[webhooks]`` changes need a restart: the
+    reload names the ones it saw.
     """
     say = _print(out or sys.stdout)
     settings = state.settings
@@ -263,7 +265,13 @@ async def reload_config(state: GatewayState, *, out: TextIO | None = None) -> bo
     _update_readiness(state)
     summary = f"{len(changed)} deployment(s) new or changed, {len(removed)} removed"
     say(f"runinfra: reloaded {settings.config_path}: {summary}; " + ("ready" if state.ready else "NOT ready"))
-    state.access_log.event("config_reloaded", changed=[c.id for c in changed], removed=removed, ready=state.ready)
+    waiting = restart_only_changes(settings, fresh)
+    if waiting:
+        # Names only: a changed database_url or redis_url may carry a password.
+        say(f"runinfra: reload: {', '.join(waiting)} changed in the file and take effect on restart; "
+            "still serving the values it started with")
+    state.access_log.event("config_reloaded", changed=[c.id for c in changed], removed=removed, ready=state.ready,
+                           restart_needed=waiting)
     return True
 
 

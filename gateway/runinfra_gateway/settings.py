@@ -65,6 +65,7 @@ __all__ = [
     "parse_deployment",
     "parse_pipeline",
     "read_config_document",
+    "restart_only_changes",
 ]
 
 #: Deployment ids are model names clients type; ``/`` is allowed (``org/model``) but not ``..`` or edges.
@@ -134,6 +135,9 @@ class Settings:
     pipelines: tuple[PipelineConfig, ...] = ()
     #: The ``[webhooks]`` table, validated by ``runinfra_gateway.webhooks.settings.WebhookSettings``.
     webhooks: Mapping[str, Any] = field(default_factory=dict)
+    #: The file's ``[server]``, ``[limits]`` and ``[webhooks]`` tables as read (before environment and flags):
+    #: a reload compares them to name the changes that wait for a restart. Not shown: URLs may hold passwords.
+    restart_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def resolved_database_url(self) -> str:
@@ -378,7 +382,17 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         workspaces=workspaces,
         pipelines=pipelines,
         webhooks=webhooks,
+        restart_tables={"server": dict(server), "limits": dict(limits), "webhooks": webhooks},
     )
+
+
+def restart_only_changes(running: Settings, fresh: Settings) -> list[str]:
+    """The ``table.key`` names whose value differs between two reads of a file, among those a reload cannot apply."""
+    changed = []
+    for table, before in running.restart_tables.items():
+        after = fresh.restart_tables.get(table, {})
+        changed += [f"{table}.{key}" for key in sorted({*before, *after}) if before.get(key) != after.get(key)]
+    return changed
 
 
 def _check_duplicates(ids: list[str], where: str) -> None:

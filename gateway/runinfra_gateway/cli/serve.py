@@ -25,7 +25,8 @@ With --config FILE (TOML), it serves exactly the deployments the file lists; an
 empty list starts no engine (a gateway that only fronts upstream engines).
 SIGHUP re-reads the file's workspaces, deployments and pipelines without a
 restart: new and changed deployments are verified, removed ones stop; a file
-that does not validate changes nothing. Other settings need a restart.
+that does not validate changes nothing. Other settings need a restart; a
+reload names the ones that changed in the file (never their values).
 
 Signals: SIGTERM/SIGINT drain in-flight requests and streams, flush the
 ledger and exit 0; SIGHUP reloads the config file (above).

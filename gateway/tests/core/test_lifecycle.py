@@ -276,5 +276,16 @@ def test_sighup_reloads_the_config_files_deployments_and_pipelines(llama: LlamaS
         assert [p["id"] for p in pipelines] == ["voice-b"]
         # The same file again: nothing is rebuilt.
         assert "0 deployment(s) new or changed, 0 removed; ready" in _reload(gateway, "reloaded")
+        # Settings a reload cannot apply are named (never their values: a URL may hold a password) ...
+        config["server"] = {**config["server"], "redis_url": "redis://:hunter2-secret@127.0.0.1:1/0"}
+        config["limits"] = {"requests_per_minute": 5}
+        gateway.config_path.write_text(toml_config(config), encoding="utf-8")
+        waiting = _reload(gateway, "reload: ")  # printed after "reloaded ...: 0 deployment(s) new or changed"
+        assert waiting == ("runinfra: reload: server.redis_url, limits.requests_per_minute changed in the file and "
+                           "take effect on restart; still serving the values it started with"), waiting
+        assert "hunter2" not in gateway.stdout() + gateway.stderr()
+        # ... and are not applied: six requests in a minute still pass the limit of the running config.
+        for _ in range(6):
+            assert tenant.post("/chat/completions", {**body, "model": "smollm2-b"}).status == 200
     finally:
         assert gateway.stop() == 0
