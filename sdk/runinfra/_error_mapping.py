@@ -14,6 +14,7 @@ from ._errors import (
     RateLimitError,
     RunInfraAPIError,
     RunInfraRedirectError,
+    printable,
     redact,
 )
 from ._wire import header_value
@@ -109,7 +110,7 @@ def error_from_payload(
     """The typed error for one ``error`` object (from a response body or a stream event)."""
     error_type = _text_or_none(error.get("type"))
     message = _text_or_none(error.get("message")) or (f"the gateway answered HTTP {status}" if status else "")
-    message = redact(message or "the gateway reported an error", secret)[:_MAX_MESSAGE]
+    message = printable(redact(message or "the gateway reported an error", secret)[:_MAX_MESSAGE])
     cls = _class_for(status, error_type)
     fields: Dict[str, Any] = {
         "type": error_type or cls.default_type,

@@ -82,8 +82,8 @@ class RunInfraError(Exception):
 
     def __str__(self) -> str:
         if self.request_id:
-            return f"{self.message} (request_id={self.request_id})"
-        return self.message
+            return printable(f"{self.message} (request_id={self.request_id})")
+        return printable(self.message)
 
     def __repr__(self) -> str:
         fields = [f"message={self.message!r}", f"type={self.type!r}"]
@@ -233,6 +233,21 @@ class WebhookVerificationError(RunInfraError):
 def invalid_options(message: str, *, param: Optional[str] = None) -> RunInfraError:
     """The error for a request refused locally, before any byte reaches the network."""
     return RunInfraError(message, type=INVALID_REQUEST_OPTIONS, param=param)
+
+
+# Control characters in text a server sent, made inert for wherever an error is printed or logged: an
+# ANSI escape must not drive the reader's terminal, a line break must not forge a log line, and a bidi
+# override must not reorder what is shown. Line breaks and tabs become spaces; the rest, visible escapes.
+_INERT: Dict[int, str] = {
+    **{code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+    **{code: f"\\u{code:04x}" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    **{code: " " for code in (0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x85, 0x2028, 0x2029)},
+}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (line breaks as spaces)."""
+    return text.translate(_INERT)
 
 
 def redact(text: str, secret: Optional[str]) -> str:

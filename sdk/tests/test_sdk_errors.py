@@ -111,6 +111,30 @@ def test_error_without_json_body(server: ScriptedServer, client: RunInfra) -> No
     assert "bad gateway" in caught.value.message
 
 
+def test_control_characters_from_the_server_are_made_inert(server: ScriptedServer, client: RunInfra) -> None:
+    # A hostile or broken server's error text must not clear the terminal, colour it, forge a log line or
+    # reorder what is shown (bidi override) where the error is printed; .body keeps the exact text.
+    hostile = "denied\x1b[2J\x1b[31m\nINFO payment accepted\u202edesrever\x07\x9b"
+    server.on("POST", "/v1/chat/completions", error_handler(400, {"message": hostile}, request_id="req_\x1b[0m"))
+    with pytest.raises(BadRequestError) as caught:
+        _chat(client)
+    error = caught.value
+    expected = "denied\\x1b[2J\\x1b[31m INFO payment accepted\\u202edesrever\\x07\\x9b"
+    assert error.message == expected
+    assert str(error) == f"{expected} (request_id=req_\\x1b[0m)"
+    assert error.body == {"error": {"message": hostile}}
+
+    def plain(exchange: Exchange) -> None:
+        exchange.respond(502, b"<html>\r\n<b>bad\x1b]0;owned\x07 gateway</b>\r\n</html>", content_type="text/html",
+                         request_id=None)
+
+    server.on("POST", "/v1/chat/completions", plain)
+    with pytest.raises(DeploymentError) as plain_error:
+        _chat(client)
+    assert plain_error.value.message == (
+        "the gateway answered HTTP 502: <html>  <b>bad\\x1b]0;owned\\x07 gateway</b>  </html>")
+
+
 DEEP_JSON = b"[" * 100_000 + b"]" * 100_000  # Python's JSON decoder recurses once per level
 
 
