@@ -50,7 +50,7 @@ async def images_generate(state: GatewayState, call: Call, request: JsonRequest)
         generated = await runtime.backend.images(backend_body)
         count = min(len(generated.images), requested)  # an engine's extra images are neither sent nor charged
         if response_format == "b64_json":
-            data = [{"b64_json": generated.as_base64(index)} for index in range(count)]
+            data = [{"b64_json": _checked_base64(runtime.id, generated, index)} for index in range(count)]
         else:
             data = [{"url": _short_lived_url(state, runtime.id, generated, index)} for index in range(count)]
         return Reply(orjson.dumps({"created": generated.created, "data": data}), b"application/json",
@@ -60,8 +60,21 @@ async def images_generate(state: GatewayState, call: Call, request: JsonRequest)
 
 
 def _short_lived_url(state: GatewayState, deployment_id: str, generated: GeneratedImages, index: int) -> str:
+    return f"{state.public_base_url}{IMAGE_FILES_PREFIX}{state.image_urls.put(_png(deployment_id, generated, index))}"
+
+
+def _checked_base64(deployment_id: str, generated: GeneratedImages, index: int) -> str:
+    """Image ``index`` as base64 text; text an engine sent is decoded once first, so garbage is never charged."""
+    if isinstance(generated.images[index], str):
+        _png(deployment_id, generated, index)
+    return generated.as_base64(index)
+
+
+def _png(deployment_id: str, generated: GeneratedImages, index: int) -> bytes:
     try:
         png = generated.as_png(index)
     except ValueError:
-        raise errors.deployment_error(f"Deployment {deployment_id!r} returned undecodable image data.") from None
-    return f"{state.public_base_url}{IMAGE_FILES_PREFIX}{state.image_urls.put(png)}"
+        png = b""
+    if not png:
+        raise errors.deployment_error(f"Deployment {deployment_id!r} returned undecodable image data.")
+    return png

@@ -3,7 +3,8 @@
 A usage block that cannot be charged is charged as none (the gateway's estimate): the request still
 succeeds and the hold is settled. A negative count used to fail settlement after the work was done (500
 to the client, the hold left open for good). More images than asked for are neither sent nor charged; a
-vector that is not numbers cannot be packed as base64 and is the engine's 502, with nothing charged.
+vector that is not numbers cannot be packed as base64, and an image that is not base64 cannot be decoded:
+each is the engine's 502, with nothing charged.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ class ReportingEngine:
         self.duration: Any = MISSING
         self.vector: Any = [0.6, 0.8]
         self.images_per_request = 1
+        self.image_text: str | None = None  # None: a real PNG's base64
 
     def _with_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload if self.usage is MISSING else {**payload, "usage": self.usage}
@@ -89,7 +91,9 @@ class ReportingEngine:
 
     async def _images(self, request: web.Request) -> web.StreamResponse:
         await request.read()
-        png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode("ascii")
+        png = self.image_text
+        if png is None:
+            png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode("ascii")
         return web.json_response({"created": 1, "data": [{"b64_json": png}] * self.images_per_request})
 
     async def _transcriptions(self, request: web.Request) -> web.StreamResponse:
@@ -254,6 +258,20 @@ def test_more_images_than_asked_for_are_neither_sent_nor_charged(engine: Reporti
         assert answer.status == 200, answer.body
         assert len(answer.json()["data"]) == 2
         assert cost == 2_000_000  # two images at 1 cent
+
+
+@pytest.mark.parametrize("text", ["not base64!", "iVBORw0KGgo", "", "iVBOR\nw0KGgo="], ids=repr)
+def test_an_image_that_is_not_base64_is_a_502_in_either_format_and_charges_nothing(
+    engine: ReportingEngine, tenant: Tenant, text: str
+) -> None:
+    engine.image_text = text  # bad characters, bad padding, nothing at all, a line break inside
+    for response_format in ("url", "b64_json"):
+        cost, answer = _spent_on(tenant, lambda response_format=response_format: tenant.post(
+            "/images/generations", {"model": "engine", "prompt": "a 7", "response_format": response_format}
+        ))
+        assert answer.status == 502, (response_format, answer.body)
+        assert answer.error["message"] == "Deployment 'engine' returned undecodable image data."
+        assert cost == 0
 
 
 @pytest.mark.parametrize("vector", [[[0.6], [0.8]], ["0.6", "0.8"], [None]], ids=repr)
