@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -37,8 +38,13 @@ __all__ = ["RedisBucketSync"]
 logger = logging.getLogger("runinfra_gateway.limits")
 
 # KEYS[1]: the bucket's hash. ARGV: capacity per minute, amount taken since the last report.
-# Returns the shared level as a string (Lua numbers would be truncated to integers).
+# Returns the shared level as a string (Lua numbers would be truncated to integers). A stored value that is
+# not a finite number ("nan" and "-inf" parse in Redis's Lua) starts the bucket afresh: kept, a NaN level
+# would lift the limit for good and an infinite one would refuse the key for good.
 _SHARED_BUCKET = """
+local function finite(x)
+  return x ~= nil and x == x and x ~= math.huge and x ~= -math.huge
+end
 local capacity = tonumber(ARGV[1])
 local taken = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -46,7 +52,7 @@ local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
 local stored = redis.call('HMGET', KEYS[1], 'level', 'at')
 local level = tonumber(stored[1])
 local at = tonumber(stored[2])
-if level == nil or at == nil then
+if not finite(level) or not finite(at) then
   level = capacity
   at = now
 end
@@ -62,6 +68,14 @@ return tostring(level)
 
 _ACTIVE_SECONDS = 120.0  # keep syncing a key this long after its last local request
 _EXCHANGE_TIMEOUT_SECONDS = 3.0  # one Redis round trip, socket timeouts included, never takes longer
+
+
+def _finite_number(reply: Any) -> float | None:
+    try:
+        value = float(reply)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
 class RedisBucketSync:
@@ -118,12 +132,13 @@ class RedisBucketSync:
             logger.info("rate limits: Redis reachable again; limits are shared")
         self._failing = False
         now = time.monotonic()
-        for (kind, key_id), level in zip(names, levels, strict=True):
+        for (kind, key_id), reply in zip(names, levels, strict=True):
             local = self._buckets[kind].get(key_id)
-            if local is None:
+            level = _finite_number(reply)
+            if local is None or level is None:  # a reply that is no level (not our script's) changes nothing
                 continue
             since_report = self._taken.get((kind, key_id), 0.0)
-            local.level = min(float(local.capacity), float(level) - since_report)
+            local.level = min(float(local.capacity), level - since_report)
             local.updated = now
 
     async def _run(self) -> None:

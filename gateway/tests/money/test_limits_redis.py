@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+import redis
 from runinfra_gateway.errors import GatewayError
 from runinfra_gateway.limits import RateLimiter
 from runinfra_gateway.testing import free_port, redis_server
@@ -65,6 +66,40 @@ def test_token_corrections_are_shared_too(redis_url: str) -> None:
         await second.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(("field", "poison"), [("level", "-inf"), ("level", "-1e999"), ("level", "nan"), ("at", "nan")])
+def test_a_stored_value_that_is_not_a_finite_number_starts_the_bucket_afresh(
+    redis_url: str, field: str, poison: str
+) -> None:
+    # Redis's Lua reads "nan" and "-inf" as numbers. A level of -inf used to stay -inf (the refill cannot lift
+    # it) and refuse the key for good, each refusal a 500 (a Retry-After of infinity); a NaN clock reset the
+    # shared level to full. Whoever can write to Redis can still delete the key, but not break the limiter.
+    key_id = f"key_poisoned_{field}_{poison}"
+    shared = redis.Redis.from_url(redis_url)
+    try:
+        seconds, micros = shared.time()
+        stored = {"level": "1", "at": str(seconds + micros / 1e6), field: poison}
+        shared.hset(f"runinfra:ratelimit:requests:{key_id}", mapping=stored)
+
+        async def scenario() -> GatewayError:
+            limiter = RateLimiter(redis_url=redis_url, redis_sync_interval_seconds=0.01)
+            admit(limiter, key_id, rpm=3)
+            await asyncio.sleep(0.2)  # many syncs with the stored values
+            admit(limiter, key_id, rpm=3)
+            admit(limiter, key_id, rpm=3)
+            await asyncio.sleep(0.2)
+            with pytest.raises(GatewayError) as refused:
+                admit(limiter, key_id, rpm=3)
+            await limiter.close()
+            return refused.value
+
+        refusal = asyncio.run(scenario())
+        assert refusal.status == 429
+        assert 1 <= int(refusal.headers["retry-after"]) <= 20
+        assert float(shared.hget(f"runinfra:ratelimit:requests:{key_id}", "level") or b"nan") < 1
+    finally:
+        shared.close()
 
 
 def test_unreachable_redis_falls_back_to_local_limits() -> None:
