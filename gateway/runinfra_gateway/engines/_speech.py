@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from .. import errors
 from . import _params
 from .audio_codecs import SPEECH_FORMATS
 
-__all__ = ["SpeechRequest"]
+__all__ = ["SpeechRequest", "speech_pieces"]
 
 MAX_INPUT_CHARS = 4096
 
@@ -52,3 +53,30 @@ class SpeechRequest:
 def _speakable(text: str) -> str:
     """Control characters (NUL and friends) have no sound and break C text APIs: they become spaces."""
     return "".join(" " if unicodedata.category(ch) == "Cc" and ch not in "\n\t" else ch for ch in text)
+
+
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s)")
+_CLAUSE_END = re.compile(r"[,;:\u2014\u2013](?=\s)")  # em and en dashes too
+_SPACE = re.compile(r"\s")
+
+
+def speech_pieces(text: str, max_chars: int) -> list[str]:
+    """``text`` cut into pieces of at most ``max_chars``: after a sentence where one ends, else after a clause,
+    else between words, else anywhere. Pieces hold whole sentences whenever those are short enough."""
+    pieces = []
+    rest = text.strip()
+    while len(rest) > max_chars:
+        window = rest[: max_chars + 1]
+        cut = 0
+        for boundary in (_SENTENCE_END, _CLAUSE_END, _SPACE):
+            ends = [match.end() for match in boundary.finditer(window)]
+            if ends and ends[-1] > 0:
+                cut = ends[-1]
+                break
+        cut = cut or max_chars
+        piece, rest = rest[:cut].strip(), rest[cut:].lstrip()
+        if piece:
+            pieces.append(piece)
+    if rest:
+        pieces.append(rest)
+    return pieces

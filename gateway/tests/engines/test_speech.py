@@ -7,6 +7,7 @@ import io
 import numpy as np
 import pytest
 from runinfra_gateway.backends.embedded import EmbeddedBackend, describe
+from runinfra_gateway.engines._speech import speech_pieces
 from runinfra_gateway.engines._text import word_error_rate
 from runinfra_gateway.engines.audio_codecs import decode_audio
 
@@ -119,3 +120,42 @@ def test_text_with_little_or_nothing_to_say_is_still_valid_audio(
             decoded = decode_audio(audio.content, max_seconds=30)
             assert decoded.seconds == pytest.approx(audio.seconds, abs=0.15), (text, fmt)  # mp3/aac frame padding
             assert audio.seconds >= 0.09
+
+
+def test_flite_speaks_a_word_followed_by_hundreds_of_punctuation_marks(loop: Loop, flite: EmbeddedBackend) -> None:
+    # Flite itself corrupts its heap on these (exit 134, which was a 502 for the request).
+    for text in ("word" + "." * 400, "Really" + "!?" * 300 + " yes", "end" + ".,;:" * 150):
+        audio = loop.run(flite.speech({"input": text, "response_format": "wav"}))
+        assert 0.2 < audio.seconds < 5.0, text
+
+
+def test_piper_voices_a_long_sentence_in_pieces_and_loses_no_word(
+    loop: Loop, piper: EmbeddedBackend, whisper: EmbeddedBackend
+) -> None:
+    # 66 words, 370 characters and no sentence end: more than one piece (see speech_pieces), all of it heard.
+    text = " ".join([SENTENCE.rstrip(".").lower()] * 6)
+    assert len(text) > 300
+    audio = loop.run(piper.speech({"input": text, "response_format": "wav"}))
+    heard = loop.run(whisper.transcribe(upload(audio.content)))["text"]
+    assert word_error_rate(text, heard) <= 0.35, heard
+
+
+@pytest.mark.parametrize("text", [
+    "Hello there. How are you today? Fine, thanks, and you!",
+    "one two three four five six seven eight nine ten eleven twelve",
+    "x" * 95,
+    "He said \"stop.\" Then he left, quickly; and nobody followed him home",
+    "  padded   with   spaces  ",
+])
+def test_speech_pieces_keep_every_word_and_whole_sentences(text: str) -> None:
+    pieces = speech_pieces(text, 20)
+    assert all(0 < len(piece) <= 20 for piece in pieces), pieces
+    assert "".join("".join(pieces).split()) == "".join(text.split())  # nothing lost, nothing added
+    assert speech_pieces(text, 1000) == [text.strip()]
+
+
+def test_speech_pieces_end_after_a_sentence_then_a_clause_then_a_word() -> None:
+    assert speech_pieces("Hello there. How are you today? Fine, thanks, and you!", 20) == [
+        "Hello there.", "How are you today?", "Fine, thanks,", "and you!"]
+    assert speech_pieces("one two three four five six", 10) == ["one two", "three four", "five six"]
+    assert speech_pieces("x" * 25, 10) == ["x" * 10, "x" * 10, "x" * 5]
