@@ -67,13 +67,12 @@ def speech_pieces(text: str, max_chars: int) -> list[str]:
     rest = text.strip()
     while len(rest) > max_chars:
         window = rest[: max_chars + 1]
-        cut = 0
+        cut = max_chars
         for boundary in (_SENTENCE_END, _CLAUSE_END, _SPACE):
             ends = [match.end() for match in boundary.finditer(window)]
-            if ends and ends[-1] > 0:
+            if ends:
                 cut = ends[-1]
                 break
-        cut = cut or max_chars
         piece, rest = rest[:cut].strip(), rest[cut:].lstrip()
         if piece:
             pieces.append(piece)
