@@ -20,6 +20,7 @@ from typing import Any
 
 from . import errors
 from .backends.base import Backend, TranscriptionInput
+from .billing import reported_seconds
 from .engines.audio_codecs import decode_audio
 
 __all__ = ["DEFAULT_SYSTEM_PROMPT", "StageUsage", "run_voice_pipeline"]
@@ -115,10 +116,10 @@ async def run_voice_pipeline(
     transcript = str(heard.get("text") or "").strip()
     if not transcript:
         raise errors.invalid_request("No speech was recognised in the audio.", param="file")
-    duration = heard.get("duration")
-    if isinstance(duration, int | float) and duration > 0:
-        audio_in = float(duration)
-    else:  # an engine that does not say: measure it
+    reported = reported_seconds(heard.get("duration"))
+    if reported:
+        audio_in = reported
+    else:  # an engine that does not say, or says what cannot be charged (-1, 1e308, "2"): measure it
         decoded = await asyncio.to_thread(decode_audio, audio, max_seconds=24 * 3600)
         audio_in = decoded.seconds
 

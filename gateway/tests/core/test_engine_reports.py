@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, Tenant, new_tenant
+from .conftest import ADMIN_TOKEN, Tenant, admin, new_tenant
 
 MISSING = object()  # the engine sends no usage (or duration) at all
 
@@ -103,6 +103,10 @@ class ReportingEngine:
             answer["duration"] = self.duration
         return web.json_response(answer)
 
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(body=_wav(0.5), content_type="audio/wav")
+
     def start(self) -> ReportingEngine:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
@@ -112,6 +116,7 @@ class ReportingEngine:
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
             app.router.add_post("/v1/images/generations", self._images)
+            app.router.add_post("/v1/audio/speech", self._speech)
             self._runner = web.AppRunner(app, shutdown_timeout=0.1)
             await self._runner.setup()
             await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -132,9 +137,11 @@ def engine_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[G
     gateway = GatewayProcess(Path(tmp_path_factory.mktemp("reporting")), admin_token=ADMIN_TOKEN, config={
         "deployments": [{
             "id": "engine", "backend": "upstream", "base_url": engine.base_url,
-            "operations": ["chat.completions", "embeddings", "audio.transcriptions", "images.generate"],
+            "operations": ["chat.completions", "embeddings", "audio.transcriptions", "images.generate",
+                           "audio.speech"],
             "params": ["max_tokens"],
-            "prices": {"input_per_1k_tokens": 10, "output_per_1k_tokens": 10, "per_audio_second": 1, "per_image": 1},
+            "prices": {"input_per_1k_tokens": 10, "output_per_1k_tokens": 10, "per_audio_second": 1, "per_image": 1,
+                       "per_1k_characters": 1},
         }],
     }).start()
     yield gateway, engine
@@ -247,6 +254,29 @@ def test_a_transcription_duration_that_cannot_be_charged_is_read_from_the_upload
     cost, answer = _spent_on(tenant, lambda: _upload(tenant))
     assert answer.status == 200, answer.body
     assert cost == from_header
+
+
+@pytest.mark.parametrize("duration", [-1, 1e308, True, "2"], ids=repr)
+def test_a_pipeline_stage_duration_that_cannot_be_charged_is_measured_from_the_audio(
+    engine_gateway: tuple[GatewayProcess, ReportingEngine], engine: ReportingEngine, tenant: Tenant, duration: Any
+) -> None:
+    # 1e308 seconds used to make the speech-to-text stage free (and the envelope say so); True was one second.
+    pipeline_id = f"voice-{tenant.workspace_id[-8:]}"
+    created = admin(engine_gateway[0], "POST", "/pipelines", {"id": pipeline_id, "workspace_id": tenant.workspace_id,
+                    "deployments": {"speech_to_text": "engine", "llm": "engine", "text_to_speech": "engine"}})
+    assert created.status == 201, created.body
+
+    def ask() -> Any:
+        return tenant.post(f"/{pipeline_id}/pipeline", _wav(2.0), headers={"Content-Type": "audio/wav"})
+
+    measured, answer = _spent_on(tenant, ask)
+    assert answer.status == 200, answer.body
+    assert answer.json()["usage"]["input_audio_seconds"] == 2.0
+    engine.duration = duration
+    cost, answer = _spent_on(tenant, ask)
+    assert answer.status == 200, answer.body
+    assert answer.json()["usage"]["input_audio_seconds"] == 2.0
+    assert cost == measured
 
 
 def test_more_images_than_asked_for_are_neither_sent_nor_charged(engine: ReportingEngine, tenant: Tenant) -> None:
