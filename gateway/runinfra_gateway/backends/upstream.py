@@ -555,7 +555,7 @@ def _audio_seconds(content: bytes, fmt: str) -> float:
         return len(content) / 48_000
     if content[:4] == b"RIFF" and content[8:12] == b"WAVE" and len(content) >= 44:
         byte_rate: int = struct.unpack_from("<I", content, 28)[0]
-        data_at = content.find(b"data", 36)
+        data_at = content.find(b"data", 36, len(content) - 4)  # a "data" chunk id with its size after it
         if byte_rate and data_at >= 0:
             size = min(struct.unpack_from("<I", content, data_at + 4)[0], len(content) - data_at - 8)
             return float(max(0, size) / byte_rate)

@@ -57,6 +57,7 @@ class ReportingEngine:
         self.vector: Any = [0.6, 0.8]
         self.images_per_request = 1
         self.image_text: str | None = None  # None: a real PNG's base64
+        self.speech_audio: bytes | None = None  # None: half a second of WAV
 
     def _with_usage(self, payload: dict[str, Any]) -> dict[str, Any]:
         return payload if self.usage is MISSING else {**payload, "usage": self.usage}
@@ -105,7 +106,8 @@ class ReportingEngine:
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         await request.read()
-        return web.Response(body=_wav(0.5), content_type="audio/wav")
+        audio = self.speech_audio if self.speech_audio is not None else _wav(0.5)
+        return web.Response(body=audio, content_type="audio/wav")
 
     def start(self) -> ReportingEngine:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
@@ -277,6 +279,15 @@ def test_a_pipeline_stage_duration_that_cannot_be_charged_is_measured_from_the_a
     assert answer.status == 200, answer.body
     assert answer.json()["usage"]["input_audio_seconds"] == 2.0
     assert cost == measured
+
+
+def test_speech_whose_wav_header_ends_in_a_chunk_id_is_relayed(engine: ReportingEngine, tenant: Tenant) -> None:
+    # A "data" chunk id in the last bytes, with no size after it: reading that size raised (a 500).
+    engine.speech_audio = _wav(0.5)[:36] + b"LIST" + b"data"  # the fmt chunk, then ids where chunks would be
+    answer = tenant.post("/audio/speech", {"model": "engine", "input": "hello", "voice": "alloy",
+                                              "response_format": "wav"})
+    assert answer.status == 200, answer.body
+    assert answer.body == engine.speech_audio
 
 
 def test_more_images_than_asked_for_are_neither_sent_nor_charged(engine: ReportingEngine, tenant: Tenant) -> None:
