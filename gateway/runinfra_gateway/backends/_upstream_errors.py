@@ -4,8 +4,10 @@ One place decides: client mistakes the engine caught stay 400
 ``invalid_request_error`` (with the engine's message, code and param); the
 engine's own trouble (5xx, a rejected gateway credential, a model name it does
 not know) is a 502 ``deployment_error``; busy (429/503) is 503 with
-``Retry-After``; timeouts are 504. Messages are cut short and scrubbed of the
-upstream API key, in case an engine echoes it.
+``Retry-After``; timeouts are 504. Messages are scrubbed of the upstream API
+key, in case an engine echoes it, cut short, and made printable: they reach the
+operator's terminal too, where an engine's escape sequence must not act and its
+line break must not forge a "runinfra: ready" line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Mapping
 import orjson
 
 from runinfra_gateway.errors import GatewayError, deployment_error
+from runinfra_gateway.peer_text import printable
 
 __all__ = ["error_from_upstream", "upstream_message"]
 
@@ -42,9 +45,9 @@ def upstream_message(body: bytes, *, secret: str | None) -> tuple[str, Any, Any]
         message = body.decode("utf-8", "replace").strip()
     if not isinstance(message, str):
         message = orjson.dumps(message).decode()
-    message = message[:_MAX_MESSAGE] or "no error message"
     if secret:
         message = message.replace(secret, "[redacted]")
+    message = printable(message, _MAX_MESSAGE) or "no error message"
     return (
         message,
         code if isinstance(code, str) else None,

@@ -24,6 +24,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import __version__
+from runinfra_gateway.peer_text import printable
 from runinfra_gateway.store import Database
 from runinfra_gateway.webhooks.events import new_id
 from runinfra_gateway.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
@@ -435,19 +436,7 @@ class Dispatcher:
             started_at=started,
             latency_ms=(time.monotonic() - clock) * 1000,
             status=status,
-            error=_printable(error, 500),
+            error=None if error is None else printable(error, 500),
             retry_after=retry_after,
-            response_excerpt=_printable(excerpt, self._settings.response_excerpt_bytes),
+            response_excerpt=None if excerpt is None else printable(excerpt, self._settings.response_excerpt_bytes),
         )
-
-
-def _printable(text: str | None, limit: int) -> str | None:
-    """``text`` without control characters, at most ``limit`` long.
-
-    Errors and excerpts carry bytes the receiver chose; they end up in terminals
-    (``runinfra webhooks deliveries``), logs and pages, where escapes must not act.
-    """
-    if text is None:
-        return None
-    cleaned = "".join(ch if ch.isprintable() else "?" for ch in text)
-    return cleaned[:limit]

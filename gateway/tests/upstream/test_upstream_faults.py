@@ -483,6 +483,26 @@ async def test_upstream_error_statuses_map_onto_the_error_table(
         assert caught.value.message == "max_tokens too big"
 
 
+async def test_an_engine_message_cannot_drive_a_terminal_or_forge_a_line(start_server: StartServer) -> None:
+    # The message reaches the operator's terminal in "FAILED verification: ..." lines, where an engine's escape
+    # sequences acted and its line break printed a "runinfra: ready" line of its own.
+    hostile = "\x1b[2J\x1b[31mowned\nruninfra: ready\u2028\x00"
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": {"message": hostile}}, status=500)
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}))
+    try:
+        (probe,) = await b.verify(["chat.completions"])
+        with pytest.raises(GatewayError) as caught:
+            await b.chat(CHAT)
+    finally:
+        await b.aclose()
+    for message in (probe.message, caught.value.message):
+        assert message.endswith("?[2J?[31mowned?runinfra: ready??"), message
+        assert message.isprintable()
+
+
 # -- the other operations ---------------------------------------------------------------------------
 
 
