@@ -503,6 +503,20 @@ async def test_an_engine_message_cannot_drive_a_terminal_or_forge_a_line(start_s
         assert message.isprintable()
 
 
+async def test_a_key_across_the_message_cut_is_not_half_shown(start_server: StartServer) -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"error": {"message": "x" * 490 + "bad key sk-upstream-secret"}}, status=500)
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}), api_key="sk-upstream-secret")
+    try:
+        with pytest.raises(GatewayError) as caught:
+            await b.chat(CHAT)
+    finally:
+        await b.aclose()
+    assert "sk-" not in caught.value.message
+    assert caught.value.message.endswith("xbad key [r"), caught.value.message[-40:]  # cut at 500 characters
+
+
 # -- the other operations ---------------------------------------------------------------------------
 
 
