@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from runinfra_gateway.cli.admin_client import AdminClient, AdminError
+from runinfra_gateway.cli.table import print_table
 
 __all__ = ["add_admin_commands", "admin_client", "admin_parent", "run_admin"]
 
@@ -53,13 +54,7 @@ def run_admin(args: argparse.Namespace, action: Callable[[AdminClient], Any],
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> None:
-    if not rows:
-        print("(none)")
-        return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(str(row.get(c, "") if row.get(c) is not None else "-").ljust(widths[c]) for c in columns))
+    print_table([[row.get(column) for column in columns] for row in rows], columns)
 
 
 # -- workspaces --------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from runinfra import (
     AuthenticationError,
@@ -39,6 +39,7 @@ from runinfra import (
 
 from runinfra_gateway.cli.admin_client import AdminClient, AdminError
 from runinfra_gateway.cli.commands import admin_client
+from runinfra_gateway.cli.table import print_table
 
 __all__ = ["EXIT_AUTH", "EXIT_FAILED", "EXIT_OK", "EXIT_UNREACHABLE", "EXIT_USAGE", "register"]
 
@@ -161,16 +162,6 @@ def admin_call(
 
 
 # -- output -------------------------------------------------------------------------------
-
-
-def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str], out: IO[str] | None = None) -> None:
-    """Left-aligned columns separated by two spaces; ``-`` for empty cells."""
-    stream = out or sys.stdout
-    cells = [[("-" if v is None or v == "" else str(v)) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    stream.write("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip() + "\n")
-    for row in cells:
-        stream.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() + "\n")
 
 
 def print_json(value: Any) -> None:

@@ -148,6 +148,12 @@ def test_workspaces_keys_credits_round_trip(gateway: GatewayProcess) -> None:
     keys = cli(gateway, "keys", "list", "--workspace", workspace_id)
     assert key_info["id"] in keys.stdout
     assert secret not in keys.stdout
+    # A name with a line break and an escape sequence stays on its row and does not act on the terminal.
+    odd = admin(gateway, "POST", "/keys", {"scope": "workspace", "workspace_id": workspace_id,
+                                           "name": "two\nlines \x1b[2J"}).json()
+    rows = cli(gateway, "keys", "list", "--workspace", workspace_id).stdout.splitlines()
+    assert "two?lines ?[2J" in next(row for row in rows if odd["id"] in row)
+    assert len(rows) == 4  # the header and three keys
 
     shown = cli(gateway, "credits", "show", workspace_id, "--json")
     assert json.loads(shown.stdout)["balance_cents"] == 12.5
