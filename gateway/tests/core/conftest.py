@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -134,12 +134,52 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
     }
 
 
-class ObservingUpstream:
+class LocalEngine:
+    """A real local OpenAI-style engine (aiohttp) on an event loop of its own thread; subclasses give routes.
+
+    ``start()`` serves them on a free port and sets ``base_url`` (ending in ``/v1``); ``stop()`` ends both.
+    """
+
+    #: Cancel a handler when its client disconnects (an engine that notices the gateway leaving).
+    handler_cancellation = False
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+        async def setup() -> str:
+            app = web.Application()
+            app.add_routes(self.routes())
+            self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=self.handler_cancellation)
+            await self._runner.setup()
+            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+
+        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
+        return self
+
+    def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+class ObservingUpstream(LocalEngine):
     """A real local engine that behaves on cue: it streams a chunk every 50 ms until the client leaves, makes a
     non-stream call wait until :meth:`release` (or answers at once when the prompt starts with "fast"), answers
     the verification probe after ``probe_delay`` seconds, records which calls started and when each call's
     connection closed, and answers image requests with :attr:`image_b64`. A real engine cannot be asked when it
     noticed a disconnect, told to stay busy for exactly as long as a test needs, or made to send broken base64."""
+
+    handler_cancellation = True
 
     def __init__(self) -> None:
         self.closed: dict[str, float] = {}
@@ -149,10 +189,7 @@ class ObservingUpstream:
         self.probe_delay = 0.0
         #: What ``/v1/images/generations`` answers as each image's ``b64_json`` (a test may make it malformed).
         self.image_b64 = base64.b64encode(encode_png(np.full((4, 4), 200, dtype=np.uint8))).decode("ascii")
-        self.loop = asyncio.new_event_loop()
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
-        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        super().__init__()
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -202,22 +239,9 @@ class ObservingUpstream:
     async def _models(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"object": "list", "data": [{"id": "slow", "object": "model"}]})
 
-    def start(self) -> ObservingUpstream:
-        self._thread.start()
-
-        async def setup() -> str:
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/images/generations", self._images)
-            app.router.add_get("/v1/models", self._models)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
-
-        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
-        return self
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat), web.post("/v1/images/generations", self._images),
+                web.get("/v1/models", self._models)]
 
     def release(self) -> None:
         """Let every held (and every later) non-stream call answer."""
@@ -229,11 +253,6 @@ class ObservingUpstream:
 
         self.loop.call_soon_threadsafe(set_released)
 
-    def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            asyncio.run_coroutine_threadsafe(runner.cleanup(), self.loop).result(10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
 
 
 @pytest.fixture(scope="session")

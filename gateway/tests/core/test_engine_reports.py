@@ -9,11 +9,9 @@ each is the engine's 502, with nothing charged.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import json
-import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 from aiohttp import web
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ADMIN_TOKEN, Tenant, admin, new_tenant
+from .conftest import ADMIN_TOKEN, LocalEngine, Tenant, admin, new_tenant
 
 MISSING = object()  # the engine sends no usage (or duration) at all
 
@@ -39,16 +37,14 @@ BAD_COUNTS: list[Any] = [
 ]
 
 
-class ReportingEngine:
+class ReportingEngine(LocalEngine):
     """A real local OpenAI-style engine whose usage block (and transcription duration) a test sets.
 
     No real engine can be asked to report a negative token count on cue."""
 
     def __init__(self) -> None:
         self.reset()
-        self.loop = asyncio.new_event_loop()
-        self.base_url = ""
-        self._runner: web.AppRunner | None = None
+        super().__init__()
 
     def reset(self) -> None:
         """Report nothing unusual: no usage, no duration, a unit vector, one image per request."""
@@ -109,28 +105,10 @@ class ReportingEngine:
         audio = self.speech_audio if self.speech_audio is not None else _wav(0.5)
         return web.Response(body=audio, content_type="audio/wav")
 
-    def start(self) -> ReportingEngine:
-        threading.Thread(target=self.loop.run_forever, daemon=True).start()
-
-        async def setup() -> str:
-            app = web.Application()
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/embeddings", self._embeddings)
-            app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
-            app.router.add_post("/v1/images/generations", self._images)
-            app.router.add_post("/v1/audio/speech", self._speech)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.1)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-            return f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
-
-        self.base_url = asyncio.run_coroutine_threadsafe(setup(), self.loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat), web.post("/v1/embeddings", self._embeddings),
+                web.post("/v1/audio/transcriptions", self._transcriptions),
+                web.post("/v1/images/generations", self._images), web.post("/v1/audio/speech", self._speech)]
 
 
 @pytest.fixture(scope="module")
