@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.admin import service
+from runinfra_gateway.data_dir import make_data_dir
 from runinfra_gateway.auth import KeyTable, ensure_admin_token
 from runinfra_gateway.billing import Ledger
 from runinfra_gateway.deployment_secrets import open_definition
@@ -67,7 +68,7 @@ async def open_gateway(
     settings: Settings, *, out: TextIO | None = None, access_log: AccessLog | None = None
 ) -> GatewayState:
     say = _print(out or sys.stdout)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_data_dir(settings.data_dir)
     db = Database(settings.resolved_database_url)
     await asyncio.to_thread(upgrade, db)
     admin_token, new_token = await db.run(lambda session: ensure_admin_token(session, settings.admin_token))

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from runinfra_gateway.data_dir import make_data_dir
 from runinfra_gateway.settings import ConfigError, load_settings
 
 __all__ = ["add_serve_command"]
@@ -82,7 +83,7 @@ def _unusable_data_dir(path: Path) -> str | None:
     if path.exists() and not path.is_dir():
         return "it is a file, not a directory"
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        make_data_dir(path)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
             pass
     except OSError as exc:
