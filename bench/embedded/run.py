@@ -9,7 +9,9 @@ alternate between the two sides so drift in machine load hits both alike.
 Reported per modality: latency one request at a time (median each way, the
 gateway's added time in ms and % of the engine's own time), next to the time
 of an authenticated HTTP round trip that runs no engine (``GET /v1/models`` on
-the same connection: the part of "added" that is the exchange itself);
+the same connection: the part of "added" that is the exchange itself), and
+for short engine calls that round trip again right after as long an idle
+wait, beside a bare uvloop server's (what a wait costs any Python server);
 throughput with several requests in flight (requests/s each way and their
 ratio; each request in flight is a thread calling the engine or the gateway,
 and the in-process rate from as many coroutines is printed beside it); and for
@@ -28,6 +30,7 @@ import asyncio
 import functools
 import http.client
 import json
+import multiprocessing
 import secrets
 import socket
 import statistics
@@ -40,7 +43,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from runinfra_gateway.backends.base import TranscriptionInput
 from runinfra_gateway.backends.embedded import EmbeddedBackend, create_embedded_backend
@@ -285,6 +288,61 @@ def _throughput(loop: Loop, case: Case, gateway_url: str | None, key: str, count
     return max(threads), max(gateway) if gateway else float("nan"), max(coroutines)
 
 
+def _bare_http_server(ports: Any) -> None:
+    """The least an HTTP server on uvloop can do: a fixed answer to every request head, no framework."""
+    import uvloop
+
+    answer = b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}'
+
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport, self.pending = cast(asyncio.Transport, transport), b""  # uvloop's is no subclass
+
+        def data_received(self, data: bytes) -> None:
+            self.pending += data
+            while b"\r\n\r\n" in self.pending:
+                _, self.pending = self.pending.split(b"\r\n\r\n", 1)
+                self.transport.write(answer)
+
+    async def serve() -> None:
+        server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", 0)
+        ports.put(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    uvloop.run(serve())
+
+
+def _exchange_after_idle(gateway: Http, rows: list[tuple[Case, list[float], list[float]]]) -> None:
+    """The same round trip right after as long an idle wait as a short engine call, on the gateway and a bare server.
+
+    Every gateway request in the latency table follows an idle wait (the engine's own time, or the
+    direct call before it), and on this VM code run after a wait is several times slower than back to
+    back. A bare uvloop server answering a fixed response shows what any Python server pays for that.
+    """
+    short = [(case.label, _median(d_times)) for case, d_times, _ in rows if _median(d_times) < 20.0]
+    if not short:
+        return
+    ports: Any = multiprocessing.get_context("spawn").Queue()
+    server = multiprocessing.get_context("spawn").Process(target=_bare_http_server, args=(ports,), daemon=True)
+    server.start()
+    bare = Http(f"http://127.0.0.1:{ports.get(timeout=60)}", "")
+    try:
+        for label, idle_ms in short:
+            medians = []
+            for client in (gateway, bare):
+                client.models()
+                times = []
+                for _ in range(100):
+                    time.sleep(idle_ms / 1000.0)
+                    times.append(_timed(client.models))
+                medians.append(_median(times))
+            print(f"  after {idle_ms:.1f} ms idle (the {label}'s time): gateway {medians[0]:.2f} ms, "
+                  f"a bare uvloop server {medians[1]:.2f} ms ({100.0 * medians[1] / idle_ms:.1f} % of that time)")
+    finally:
+        bare.close()
+        server.kill()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=7,
@@ -423,6 +481,7 @@ def main() -> int:
             exchange = [_timed(http_client.models) for _ in range(max(50, 5 * args.rounds))]
             print(f"an HTTP round trip with no engine (GET /v1/models, same connection and key): "
                   f"median {_median(exchange):.2f} ms, min {min(exchange):.2f} ms")
+            _exchange_after_idle(http_client, rows)
 
         # Throughput: several requests in flight each way. The engines run one job at a time (one
         # thread), so this shows whether the gateway's own work overlaps the engine's or adds to it.
