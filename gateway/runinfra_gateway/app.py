@@ -34,6 +34,7 @@ from runinfra_gateway.lifecycle import (
     tune_gc_for_serving,
     verify_deployments,
 )
+from runinfra_gateway.peer_text import printable
 from runinfra_gateway.settings import Settings
 from runinfra_gateway.state import GatewayState
 from runinfra_gateway.v1.call import Call
@@ -180,7 +181,9 @@ class GatewayApp:
             else:
                 call.status = 499
         except Exception:
-            logger.exception("unhandled error in %s %s (request %s)", call.method, call.path[:200], call.request_id)
+            # The path is the client's (percent-decoded: %0a is a line break): one printable line in the log.
+            logger.exception("unhandled error in %s %s (request %s)", printable(call.method, 16),
+                             printable(call.path, 200), call.request_id)
             if not call.response_started:
                 await call.respond_error(errors.internal_error())
         finally:

@@ -63,5 +63,15 @@ def test_admin_calls_while_the_database_is_gone_get_a_json_500(tmp_path: Path) -
         assert lost.error["message"] == "Internal gateway error."
         assert lost.headers["x-request-id"].startswith("req_")
         assert request(gateway.base_url, "GET", "/healthz").status == 200  # the process lives on
+        # A key the gateway has not seen is looked up in the database: that fails too, and the log line
+        # naming the request keeps the client's path to one line (a %0a decodes to a line break).
+        unknown = "rik_" + "a" * 40
+        failed = request(gateway.v1, "GET", "/models/x%0aINFO%20forged%20by%20the%20client%1b[2J", key=unknown)
+        assert failed.status == 500, failed.body
+        assert failed.error["code"] == "internal_error"
+        log = gateway.stderr()
+        assert "unhandled error in GET /v1/models/x?INFO forged by the client?[2J" in log, log
+        assert "\nINFO forged" not in log
+        assert "\x1b" not in log
     finally:
         gateway.stop()
