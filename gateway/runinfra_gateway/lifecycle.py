@@ -21,9 +21,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway.admin import service
-from runinfra_gateway.data_dir import make_data_dir
 from runinfra_gateway.auth import KeyTable, ensure_admin_token
 from runinfra_gateway.billing import Ledger
+from runinfra_gateway.data_dir import make_data_dir
 from runinfra_gateway.deployment_secrets import open_definition
 from runinfra_gateway.idempotency import IdempotencyStore
 from runinfra_gateway.image_urls import ImageUrlStore
