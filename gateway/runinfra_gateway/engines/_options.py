@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,8 +40,9 @@ class EngineOptions:
 
     def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
         value = self._table.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-            raise ValueError(f"deployment {self.deployment_id!r}: {key!r} must be a number >= {minimum}")
+        # TOML has nan and inf: a NaN passes every comparison false, so a nan limit would be no limit.
+        if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value < math.inf:
+            raise ValueError(f"deployment {self.deployment_id!r}: {key!r} must be a finite number >= {minimum:g}")
         return float(value)
 
     def strings(self, key: str, default: list[str]) -> list[str]:

@@ -28,7 +28,6 @@ __all__ = ["FliteEngine"]
 
 # awb_time only reads clock times; the others are general voices.
 _GENERAL_VOICES = ("slt", "kal", "kal16", "awb", "rms")
-_TIMEOUT_SECONDS = 60
 # Flite corrupts its heap on a word followed by a few hundred punctuation marks ("word" and 400 dots: "malloc():
 # corrupted top size", exit 134), a 502 for the request. A run of them is cut to three, which reads the same.
 _PUNCTUATION_RUN = re.compile(r"([\"'`.,:;!?(){}\[\]]{3})[\"'`.,:;!?(){}\[\]]+")
@@ -45,6 +44,9 @@ class FliteEngine:
         if self.default_voice not in self.voices:
             raise ValueError(f"deployment {deployment_id!r}: voice {self.default_voice!r} is not in its voices")
         self._path = ""
+        # A hung flite is killed after this long. The longest input takes far less here: a 4,000-digit number,
+        # read digit by digit as 974 s of speech, takes 22.7 s.
+        self._timeout_seconds = options.number("timeout_seconds", 60.0, minimum=1.0)
         self.pool: WorkerPool[str] = WorkerPool(
             deployment_id,
             self.load_model,
@@ -77,9 +79,15 @@ class FliteEngine:
             command = [binary, "-voice", request.voice, "-f", str(text_file), "-o", str(wav_file)]
             if request.speed != 1.0:
                 command += ["--setf", f"duration_stretch={1.0 / request.speed:.4f}"]
-            done = subprocess.run(  # noqa: S603 - argv list, no shell; text goes through a file
-                command, capture_output=True, timeout=_TIMEOUT_SECONDS, check=False
-            )
+            try:
+                done = subprocess.run(  # noqa: S603 - argv list, no shell; text goes through a file
+                    command, capture_output=True, timeout=self._timeout_seconds, check=False
+                )
+            except subprocess.TimeoutExpired:  # run() has killed it
+                raise errors.deployment_error(
+                    f"flite did not finish within {self._timeout_seconds:g} s (the deployment's timeout_seconds).",
+                    status=504,
+                ) from None
             if done.returncode != 0 or not wav_file.exists():
                 raise errors.deployment_error(f"flite failed (exit {done.returncode}).", status=502)
             samples, rate = soundfile.read(wav_file, dtype="int16", always_2d=False)

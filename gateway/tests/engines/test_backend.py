@@ -53,6 +53,11 @@ def test_describe_refuses_what_an_engine_cannot_do() -> None:
         create_embedded_backend("bad", {"engine": "flite", "workers": 0})
     with pytest.raises(ValueError, match="'threads' must be an integer"):
         create_embedded_backend("bad", {"engine": "llama_cpp", "threads": "many"})
+    limits = (("whisper", "max_audio_seconds"), ("digits_diffusion", "guidance"), ("flite", "timeout_seconds"))
+    for engine, key in limits:
+        for value in (float("nan"), float("inf"), -1.0):  # TOML writes nan and inf; a nan limit compared as no limit
+            with pytest.raises(ValueError, match=f"'{key}' must be a finite number"):
+                create_embedded_backend("bad", {"engine": engine, key: value})
 
 
 def test_an_operation_the_deployment_lacks_is_a_typed_400(loop: Loop, flite: EmbeddedBackend) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ from runinfra_gateway.engines._speech import speech_pieces
 from runinfra_gateway.engines._text import word_error_rate
 from runinfra_gateway.engines.audio_codecs import decode_audio
 
-from .conftest import Loop
+from .conftest import Engines, Loop
 from .helpers import expect_error, upload, wav_samples
 
 SENTENCE = "The weather today is sunny with a light breeze from the west."
@@ -127,6 +128,18 @@ def test_flite_speaks_a_word_followed_by_hundreds_of_punctuation_marks(loop: Loo
     for text in ("word" + "." * 400, "Really" + "!?" * 300 + " yes", "end" + ".,;:" * 150):
         audio = loop.run(flite.speech({"input": text, "response_format": "wav"}))
         assert 0.2 < audio.seconds < 5.0, text
+
+
+def test_flite_past_its_timeout_is_a_504_and_the_engine_serves_on(loop: Loop, engines: Engines) -> None:
+    impatient = engines.get("flite-impatient", engine="flite", timeout_seconds=1, workers=1)
+    digits = " ".join("1234567890" * 100)  # read one digit at a time: minutes of speech, seconds of work
+    started = time.monotonic()
+    error = expect_error(loop.run, impatient.speech({"input": digits, "response_format": "wav"}))
+    assert time.monotonic() - started < 10
+    assert (error.status, error.type) == (504, "deployment_error")
+    assert "did not finish within 1 s" in error.message
+    audio = loop.run(impatient.speech({"input": "Still here.", "response_format": "wav"}))  # the one worker is free
+    assert audio.content.startswith(b"RIFF")
 
 
 def test_piper_voices_a_long_sentence_in_pieces_and_loses_no_word(
