@@ -40,6 +40,7 @@ File format (every table optional)::
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -187,8 +188,8 @@ def _opt_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
 
 def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or value != value:
-        raise ConfigError(f"{where}.{key}: expected a number >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ConfigError(f"{where}.{key}: expected a finite number >= 0, got {value!r}")
     return float(value)
 
 

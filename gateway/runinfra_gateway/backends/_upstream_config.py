@@ -64,7 +64,7 @@ class UpstreamConfig:
         if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
             raise ValueError(f"{where}: 'max_response_bytes' must be an integer of at least 1024")
         interval = table.get("health_check_interval_seconds", 10.0)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval < 0:
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < float("inf"):
             raise ValueError(f"{where}: 'health_check_interval_seconds' must be a number >= 0 (0 disables)")
         return cls(
             base_urls=urls,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +101,15 @@ class WebhookSettings:
         kwargs: dict[str, Any] = {}
         try:
             if "retry_schedule" in table:
-                kwargs["retry_schedule"] = tuple(float(d) for d in table["retry_schedule"])
-            for name in ("jitter_fraction", "timeout_seconds", "poll_interval_seconds", "lease_seconds"):
-                if name in table:
-                    kwargs[name] = float(table[name])
+                schedule = table["retry_schedule"]
+                if not isinstance(schedule, (list, tuple)):
+                    raise ValueError("webhooks.retry_schedule must be an array of seconds")
+                kwargs["retry_schedule"] = tuple(_finite("retry_schedule", d) for d in schedule)
             for name in (
+                "jitter_fraction",
+                "timeout_seconds",
+                "poll_interval_seconds",
+                "lease_seconds",
                 "rotation_overlap_seconds",
                 "max_retry_after_seconds",
                 "usage_daily_delay_seconds",
@@ -113,7 +118,7 @@ class WebhookSettings:
                 "retention_check_seconds",
             ):
                 if name in table:
-                    kwargs[name] = float(table[name])
+                    kwargs[name] = _finite(name, table[name])
             for name in ("max_concurrency", "response_excerpt_bytes"):
                 if name in table:
                     kwargs[name] = int(table[name])
@@ -138,6 +143,13 @@ class WebhookSettings:
         if "lease_seconds" not in kwargs and kwargs.get("timeout_seconds", 10.0) >= cls.lease_seconds:
             kwargs["lease_seconds"] = kwargs["timeout_seconds"] * 2 + 5
         return cls(**kwargs)
+
+
+def _finite(name: str, value: Any) -> float:
+    """A TOML number as a float; a string, a boolean, nan or inf is refused (nan passes every range check)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"webhooks.{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def normalize_host(host: str) -> str:

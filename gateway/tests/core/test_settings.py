@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,14 @@ DEPLOYMENT = {"id": "m", "backend": "upstream", "base_url": "http://127.0.0.1:1/
         ({"deployments": [DEPLOYMENT, DEPLOYMENT]}, "deployments[1].id"),
         ({"workspaces": [{"id": "w x"}]}, "workspaces[0].id"),
         ({"workspaces": [{"id": "w", "credits_cents": -1}]}, "workspaces[0].credits_cents"),
+        # TOML writes nan and inf: nan passes every range check, inf overflowed int() at start (a traceback).
+        ({"workspaces": [{"id": "w", "credits_cents": math.nan}]}, "workspaces[0].credits_cents"),
+        ({"server": {"shutdown_grace_seconds": math.inf}}, "server.shutdown_grace_seconds"),
+        ({"server": {"request_body_timeout_seconds": math.inf}}, "server.request_body_timeout_seconds"),
+        ({"webhooks": {"timeout_seconds": math.nan}}, "webhooks.timeout_seconds must be a finite number"),
+        ({"webhooks": {"retry_schedule": [0, math.inf]}}, "webhooks.retry_schedule must be a finite number"),
+        ({"webhooks": {"retry_schedule": "0, 5"}}, "webhooks.retry_schedule must be an array"),
+        ({"webhooks": {"poll_interval_seconds": "1"}}, "webhooks.poll_interval_seconds must be a finite number"),
         ({"workspaces": [{"id": "w"}], "deployments": [DEPLOYMENT], "pipelines": [
             {"id": "models", "workspace": "w",
              "deployments": {"speech_to_text": "m", "llm": "m", "text_to_speech": "m"}}]}, "pipelines[0].id"),

@@ -31,6 +31,8 @@ from runinfra_gateway.backends.upstream import UpstreamBackend
         ({"base_url": "http://a/v1\r\nX-Injected: 1"}, "base_url"),
         ({"base_url": "http://a/v1", "api_key": "hunter2\r\nX-Injected: 1"}, "API key"),
         ({"base_url": "http://a/v1", "health_check_interval_seconds": -1}, "health_check_interval_seconds"),
+        ({"base_url": "http://a/v1", "health_check_interval_seconds": float("nan")}, "health_check_interval_seconds"),
+        ({"base_url": "http://a/v1", "health_check_interval_seconds": float("inf")}, "health_check_interval_seconds"),
         ({"base_url": "http://a/v1", "model": ""}, "model"),
         ({"base_url": "http://a/v1", "api_key_env": "RUNINFRA_TEST_UNSET_VARIABLE"}, "RUNINFRA_TEST_UNSET_VARIABLE"),
     ],
