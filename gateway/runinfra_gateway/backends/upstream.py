@@ -26,6 +26,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 
 import orjson
 
+from runinfra_gateway.backends._completion_shape import completion_fault
 from runinfra_gateway.backends._http_client import (
     BodyTooLarge,
     ConnectFailed,
@@ -106,8 +107,11 @@ class UpstreamBackend:
         request.pop("stream_options", None)
         request["stream"] = False
         completion = await self._post_json("/chat/completions", request)
-        if not isinstance(completion.get("choices"), list):
-            raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without 'choices'.")
+        fault = completion_fault(completion)
+        if fault is not None:
+            raise deployment_error(
+                f"The upstream engine of {self.deployment_id!r} answered a malformed chat completion: {fault}."
+            )
         if reported_tokens(completion.get("usage")) is None:  # none, or counts that cannot be charged
             completion["usage"] = estimated_usage(request, _completion_tokens_guess(completion))
         return completion

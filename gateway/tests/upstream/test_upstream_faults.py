@@ -206,6 +206,54 @@ async def test_non_stream_malformed_json_is_a_deployment_error(start_server: Sta
     assert (error.status, error.type) == (502, "deployment_error")
 
 
+@pytest.mark.parametrize(
+    ("completion", "fault"),
+    [
+        ({**COMPLETION, "choices": []}, "'choices' is not a non-empty list"),
+        ({**COMPLETION, "choices": "ok"}, "'choices' is not a non-empty list"),
+        ({**COMPLETION, "choices": ["ok"]}, "choices[0]: not an object"),
+        ({**COMPLETION, "choices": [{"index": 0}]}, "choices[0]: 'message' is not an object"),
+        ({**COMPLETION, "choices": [{"index": 0, "message": "ok"}]}, "choices[0]: 'message' is not an object"),
+        ({**COMPLETION, "choices": [{"index": 0, "message": {"content": [1, 2]}}]}, "'message.content' is neither"),
+        ({**COMPLETION, "choices": [{"index": 0, "message": {"content": 5}}]}, "'message.content' is neither"),
+        ({**COMPLETION, "choices": [{"index": "0", "message": {"content": "ok"}}]}, "'index' is not an integer"),
+        ({**COMPLETION, "choices": [{"message": {"content": "ok"}, "finish_reason": 1}]}, "'finish_reason' is not"),
+        ({**COMPLETION, "choices": [{"message": {"role": 1, "content": "ok"}}]}, "'message.role' is not text"),
+        ({**COMPLETION, "choices": [{"message": {"content": None, "tool_calls": {}}}]}, "'message.tool_calls'"),
+        ({**COMPLETION, "id": [1]}, "'id' is not text"),
+        ({**COMPLETION, "created": "yesterday"}, "'created' is not an integer"),
+        ({**COMPLETION, "created": True}, "'created' is not an integer"),
+    ],
+)
+async def test_a_completion_a_client_could_not_parse_is_a_deployment_error(
+    start_server: StartServer, completion: dict[str, Any], fault: str
+) -> None:
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return web.json_response(completion)
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}))
+    error = await refusal(b, b.chat(CHAT))
+    assert (error.status, error.type) == (502, "deployment_error")
+    assert "answered a malformed chat completion" in error.message
+    assert fault in error.message
+
+
+async def test_a_completion_with_tool_calls_and_no_content_is_relayed(start_server: StartServer) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    completion = {**COMPLETION, "choices": [{"index": 0, "message": {"role": "assistant", "tool_calls": [call]},
+                                             "finish_reason": "tool_calls", "logprobs": None}]}
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return web.json_response(completion)
+
+    b = backend(await start_server({"POST /v1/chat/completions": chat}))
+    try:
+        answered = await b.chat(CHAT)
+    finally:
+        await b.aclose()
+    assert answered["choices"] == completion["choices"]
+
+
 # -- timeouts ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,55 @@
+"""What an upstream chat completion must look like before the gateway relays it as one.
+
+An engine's answer is relayed as the engine shaped it, so a client's SDK parses it. A body that is not
+an OpenAI chat completion in the parts every client reads (a ``choices`` list of objects, each with a
+``message`` object whose ``content`` is text or null) would pass through as a 200 and fail in the
+client's parser instead, after the request was charged. Fields a client may not read (``logprobs``,
+extra keys) are left as the engine sent them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["completion_fault"]
+
+
+def completion_fault(completion: Mapping[str, Any]) -> str | None:
+    """Why ``completion`` is not a chat completion a client can read, or None when it is one."""
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        return "'choices' is not a non-empty list"
+    for key, kind, name in (("id", str, "text"), ("created", int, "an integer")):
+        value = completion.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"'{key}' is not {name}"
+    for index, choice in enumerate(choices):
+        fault = _choice_fault(choice)
+        if fault is not None:
+            return f"choices[{index}]: {fault}"
+    return None
+
+
+def _choice_fault(choice: object) -> str | None:
+    if not isinstance(choice, dict):
+        return "not an object"
+    index = choice.get("index")
+    if index is not None and (not isinstance(index, int) or isinstance(index, bool)):
+        return "'index' is not an integer"
+    finish = choice.get("finish_reason")
+    if finish is not None and not isinstance(finish, str):
+        return "'finish_reason' is not text"
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        return "'message' is not an object"
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        return "'message.content' is neither text nor null"
+    role = message.get("role")
+    if role is not None and not isinstance(role, str):
+        return "'message.role' is not text"
+    tool_calls = message.get("tool_calls")
+    if tool_calls is not None and not isinstance(tool_calls, list):
+        return "'message.tool_calls' is not a list"
+    return None
