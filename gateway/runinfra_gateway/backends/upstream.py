@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 
 import orjson
 
-from runinfra_gateway.backends._completion_shape import completion_fault
+from runinfra_gateway.backends._answer_shapes import completion_fault, embeddings_fault
 from runinfra_gateway.backends._http_client import (
     BodyTooLarge,
     ConnectFailed,
@@ -225,8 +225,12 @@ class UpstreamBackend:
         request = self._upstream_body(body)
         request.pop("encoding_format", None)  # float vectors: the request path encodes base64 itself
         result = await self._post_json("/embeddings", request)
-        if not isinstance(result.get("data"), list):
-            raise deployment_error(f"The upstream engine of {self.deployment_id!r} answered without 'data'.")
+        given = body.get("input")
+        fault = embeddings_fault(result, len(given) if isinstance(given, list) else 1)
+        if fault is not None:
+            raise deployment_error(
+                f"The upstream engine of {self.deployment_id!r} answered malformed embeddings: {fault}."
+            )
         return result
 
     async def images(self, body: Mapping[str, Any]) -> GeneratedImages:

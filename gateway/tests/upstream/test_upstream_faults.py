@@ -254,6 +254,30 @@ async def test_a_completion_with_tool_calls_and_no_content_is_relayed(start_serv
     assert answered["choices"] == completion["choices"]
 
 
+@pytest.mark.parametrize(
+    ("data", "fault"),
+    [
+        ("x", "'data' is not a list"),
+        ([{"embedding": [0.1]}], "1 embeddings for 2 inputs"),
+        ([5, {"embedding": [0.1]}], "data[0] has no 'embedding' list"),
+        ([{"embedding": [0.1]}, {"embedding": "x"}], "data[1] has no 'embedding' list"),
+        ([{"embedding": [0.1]}, {"embedding": []}], "data[1] has no 'embedding' list"),
+        ([{"embedding": [0.1]}, {"embedding": [[1.0]]}], "data[1].embedding is not a list of numbers"),
+        ([{"embedding": [0.1]}, {"embedding": [0.1, "2"]}], "data[1].embedding is not a list of numbers"),
+    ],
+)
+async def test_embeddings_a_client_could_not_use_are_a_deployment_error(
+    start_server: StartServer, data: Any, fault: str
+) -> None:
+    async def embed(request: web.Request) -> web.StreamResponse:
+        return web.json_response({"object": "list", "data": data})
+
+    b = backend(await start_server({"POST /v1/embeddings": embed}))
+    error = await refusal(b, b.embeddings({"model": "dep", "input": ["one", "two"]}))
+    assert (error.status, error.type) == (502, "deployment_error")
+    assert f"answered malformed embeddings: {fault}." in error.message
+
+
 # -- timeouts ----------------------------------------------------------------------------------
 
 

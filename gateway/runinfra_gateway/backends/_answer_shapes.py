@@ -1,18 +1,19 @@
-"""What an upstream chat completion must look like before the gateway relays it as one.
+"""What an upstream engine's answers must look like before the gateway relays them.
 
 An engine's answer is relayed as the engine shaped it, so a client's SDK parses it. A body that is not
-an OpenAI chat completion in the parts every client reads (a ``choices`` list of objects, each with a
-``message`` object whose ``content`` is text or null) would pass through as a 200 and fail in the
-client's parser instead, after the request was charged. Fields a client may not read (``logprobs``,
-extra keys) are left as the engine sent them.
+OpenAI's shape in the parts every client reads (a chat completion's ``choices`` list of objects, each
+with a ``message`` whose ``content`` is text or null; an embeddings ``data`` list with one vector of
+numbers per input) would pass through as a 200 and fail in the client's parser instead, after the request
+was charged. Fields a client may not read (``logprobs``, extra keys) are left as the engine sent them.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["completion_fault"]
+__all__ = ["completion_fault", "embeddings_fault"]
 
 
 def completion_fault(completion: Mapping[str, Any]) -> str | None:
@@ -52,4 +53,22 @@ def _choice_fault(choice: object) -> str | None:
     tool_calls = message.get("tool_calls")
     if tool_calls is not None and not isinstance(tool_calls, list):
         return "'message.tool_calls' is not a list"
+    return None
+
+
+def embeddings_fault(result: Mapping[str, Any], inputs: int) -> str | None:
+    """Why ``result`` is not one embedding of numbers per input (``inputs`` of them), or None when it is."""
+    data = result.get("data")
+    if not isinstance(data, list):
+        return "'data' is not a list"
+    if len(data) != inputs:
+        return f"{len(data)} embeddings for {inputs} inputs"
+    for index, item in enumerate(data):
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(vector, list) or not vector:
+            return f"data[{index}] has no 'embedding' list"
+        try:
+            array("d", vector)  # in C: raises on anything that is not a number (orjson reads no inf or nan)
+        except TypeError:
+            return f"data[{index}].embedding is not a list of numbers"
     return None
