@@ -21,12 +21,14 @@ streaming chat the time-to-first-token difference and the inter-token cadence
     python bench/embedded/run.py [--rounds 7] [--latency-seconds 2] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
     python bench/embedded/run.py --direct-only       # the engine side alone (no gateway)
+    python bench/embedded/run.py --awake             # idle CPUs kept from halting (bench/awake.py)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import http.client
 import json
@@ -48,6 +50,9 @@ from typing import Any, TypeVar, cast
 from runinfra_gateway.backends.base import TranscriptionInput
 from runinfra_gateway.backends.embedded import EmbeddedBackend, create_embedded_backend
 from runinfra_gateway.testing import GatewayProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared awake.py
+from awake import halts_without_polling, kept_awake
 
 T = TypeVar("T")
 
@@ -360,6 +365,9 @@ def main() -> int:
     parser.add_argument("--throughput-rounds", type=int, default=2,
                         help="throughput runs each way, best kept (default 2)")
     parser.add_argument("--direct-only", action="store_true", help="time the in-process engines only (no gateway)")
+    parser.add_argument("--awake", action="store_true",
+                        help="keep every CPU out of idle halts while measuring (a nice-19 busy loop on each; "
+                             "see bench/awake.py)")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     data_dir = Path(tempfile.mkdtemp(prefix="runinfra-bench-embedded-"))
@@ -401,6 +409,7 @@ def main() -> int:
         http_client = Http(gateway.base_url, key)
 
     cases: list[Case] = []
+    awake = contextlib.ExitStack()
     try:
         speech_wav = b""
         if "transcription" in direct or "speech" in direct:
@@ -438,6 +447,13 @@ def main() -> int:
             ):
                 cases.append(_json_case(label, lambda image=image: painter.images(dict(image)),
                                         "/v1/images/generations", {**image, "model": "bench-images"}))
+
+        if args.awake:
+            print("--awake: every CPU kept out of idle halts by a nice-19 busy loop", flush=True)
+        elif halts_without_polling():
+            print("note: this VM halts idle CPUs without polling (haltpoll.guest_halt_poll_ns=0): every wake-up "
+                  "of an idle CPU is a VM exit; --awake measures without that", flush=True)
+        awake.enter_context(kept_awake(args.awake))
 
         # Latency: one call at a time, alternating sides, after one untimed call each way. A short call
         # gets more rounds (up to --latency-seconds of timed calls each way): its added time is a fraction
@@ -546,6 +562,7 @@ def main() -> int:
                 print(f"  content chunks per answer: direct {_median([float(c) for c in d_counts]):.0f}, "
                       f"gateway {_median([float(c) for c in g_counts]):.0f} (equal: one chunk per token, no batching)")
     finally:
+        awake.close()
         for backend in direct.values():
             loop.run(backend.aclose())
         if gateway is not None:

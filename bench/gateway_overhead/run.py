@@ -53,6 +53,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: the shared awake.py
+from awake import IDLE_LOOP, halts_without_polling
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PYTHON = sys.executable
@@ -63,17 +66,6 @@ LOAD_CPU = "0"
 # nginx tells the gateway's short verification probe (a non-stream chat) from the benchmark's stream
 # requests by body size: the canned SSE answer goes to bodies of 300 bytes or more.
 PROMPT = "Summarise the following paragraph in one sentence. " * 6
-# --awake: a busy loop that yields to anything else on its CPU. Started in a session of its own, it also
-# heads its own scheduler autogroup, which would get an equal share whatever the nice value inside it: the
-# group's own nice value is lowered too.
-IDLE_LOOP = """
-import contextlib, os
-os.nice(19)
-with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
-    group.write("19")
-while True:
-    pass
-"""
 
 
 # -- small helpers ---------------------------------------------------------------------------------
@@ -578,7 +570,7 @@ def main() -> int:
     notes: list[str] = []
     if (os.cpu_count() or 1) < 2:
         notes.append("only one CPU: proxies and load generators share it")
-    if "guest_halt_poll_ns=0" in Path("/proc/cmdline").read_text():
+    if halts_without_polling():
         notes.append("this VM halts idle CPUs without polling (haltpoll.guest_halt_poll_ns=0): a wake-up is a VM exit")
     if args.awake:
         notes.append("--awake: both CPUs kept out of idle halts by a nice-19 busy loop each")
