@@ -3,8 +3,9 @@
 An engine's answer is relayed as the engine shaped it, so a client's SDK parses it. A body that is not
 OpenAI's shape in the parts every client reads (a chat completion's ``choices`` list of objects, each
 with a ``message`` whose ``content`` is text or null; an embeddings ``data`` list with one vector of
-numbers per input) would pass through as a 200 and fail in the client's parser instead, after the request
-was charged. Fields a client may not read (``logprobs``, extra keys) are left as the engine sent them.
+numbers per input; a transcription's ``text`` and timed ``segments``) would pass through as a 200 and
+fail in the client's parser instead, after the request was charged. Fields a client may not read
+(``logprobs``, extra keys) are left as the engine sent them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from array import array
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["completion_fault", "embeddings_fault"]
+__all__ = ["completion_fault", "embeddings_fault", "transcription_fault"]
 
 
 def completion_fault(completion: Mapping[str, Any]) -> str | None:
@@ -72,3 +73,27 @@ def embeddings_fault(result: Mapping[str, Any], inputs: int) -> str | None:
         except TypeError:
             return f"data[{index}].embedding is not a list of numbers"
     return None
+
+
+def transcription_fault(result: Mapping[str, Any]) -> str | None:
+    """Why ``result`` is not a transcription a client can read (``text``; timed ``segments`` if any), or None."""
+    if not isinstance(result.get("text"), str):
+        return "'text' is not text"
+    language = result.get("language")
+    if language is not None and not isinstance(language, str):
+        return "'language' is not text"
+    segments = result.get("segments")
+    if segments is None:
+        return None
+    if not isinstance(segments, list):
+        return "'segments' is not a list"
+    for index, segment in enumerate(segments):
+        if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
+            return f"segments[{index}] has no 'text'"
+        if not all(_is_number(segment.get(key)) for key in ("start", "end")):
+            return f"segments[{index}] has no numeric 'start' and 'end'"
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

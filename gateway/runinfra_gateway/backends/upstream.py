@@ -26,7 +26,7 @@ from typing import Any, AsyncIterator, Mapping, Sequence
 
 import orjson
 
-from runinfra_gateway.backends._answer_shapes import completion_fault, embeddings_fault
+from runinfra_gateway.backends._answer_shapes import completion_fault, embeddings_fault, transcription_fault
 from runinfra_gateway.backends._http_client import (
     BodyTooLarge,
     ConnectFailed,
@@ -266,7 +266,13 @@ class UpstreamBackend:
         content_type = raw_type.encode("ascii")
         headers = self._auth_headers + b"Content-Type: " + content_type + b"\r\n"
         _status, _, content = await self._exchange("/audio/transcriptions", upload.raw_body, headers)
-        return self._json_object(content)
+        result = self._json_object(content)
+        fault = transcription_fault(result)
+        if fault is not None:
+            raise deployment_error(
+                f"The upstream engine of {self.deployment_id!r} answered a malformed transcription: {fault}."
+            )
+        return result
 
     async def verify(self, operations: Sequence[Operation]) -> list[ProbeResult]:
         return [await self._probe(operation) for operation in operations]

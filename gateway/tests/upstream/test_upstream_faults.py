@@ -278,6 +278,35 @@ async def test_embeddings_a_client_could_not_use_are_a_deployment_error(
     assert f"answered malformed embeddings: {fault}." in error.message
 
 
+@pytest.mark.parametrize(
+    ("answer", "fault"),
+    [
+        ({"text": 5}, "'text' is not text"),
+        ({"text": "hi", "language": ["en"]}, "'language' is not text"),
+        ({"text": "hi", "segments": "0-1 hi"}, "'segments' is not a list"),
+        ({"text": "hi", "segments": ["hi"]}, "segments[0] has no 'text'"),
+        ({"text": "hi", "segments": [{"start": 0, "end": 1}]}, "segments[0] has no 'text'"),
+        ({"text": "hi", "segments": [{"start": 0, "end": 1, "text": "hi"}, {"start": "0", "end": 1, "text": "x"}]},
+         "segments[1] has no numeric 'start' and 'end'"),
+        ({"text": "hi", "segments": [{"start": 0, "end": True, "text": "hi"}]},
+         "segments[0] has no numeric 'start' and 'end'"),
+    ],
+)
+async def test_a_transcription_a_client_could_not_read_is_a_deployment_error(
+    start_server: StartServer, answer: dict[str, Any], fault: str
+) -> None:
+    async def transcriptions(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.json_response(answer)
+
+    b = backend(await start_server({"POST /v1/audio/transcriptions": transcriptions}))
+    upload = TranscriptionInput(b"RIFF", "a.wav", "audio/wav", {"response_format": "verbose_json"},
+                                b"--XyZ--\r\n", "multipart/form-data; boundary=XyZ")
+    error = await refusal(b, b.transcribe(upload))
+    assert (error.status, error.type) == (502, "deployment_error")
+    assert f"answered a malformed transcription: {fault}." in error.message
+
+
 # -- timeouts ----------------------------------------------------------------------------------
 
 
