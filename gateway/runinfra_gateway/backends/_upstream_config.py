@@ -65,7 +65,7 @@ class UpstreamConfig:
             raise ValueError(f"{where}: 'max_response_bytes' must be an integer of at least 1024")
         interval = table.get("health_check_interval_seconds", 10.0)
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < float("inf"):
-            raise ValueError(f"{where}: 'health_check_interval_seconds' must be a number >= 0 (0 disables)")
+            raise ValueError(f"{where}: 'health_check_interval_seconds' must be a finite number >= 0 (0 disables)")
         return cls(
             base_urls=urls,
             model=_optional_str(table, "model", where),
