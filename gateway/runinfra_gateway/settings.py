@@ -46,6 +46,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
+from urllib.parse import urlsplit
 
 import tomllib
 
@@ -178,6 +179,33 @@ def _int(table: Mapping[str, Any], key: str, where: str, default: int, *, minimu
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{where}.{key}: expected an integer >= {minimum}, got {value!r}")
     return value
+
+
+_MIN_BODY_BYTES = 1024
+
+
+def _public_base_url(url: str | None, name: str) -> str | None:
+    """``url`` when it is an http(s) origin (and path) that can prefix the links the gateway hands out."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url) if url.isascii() and url.isprintable() and " " not in url else None
+        port_ok = parts is not None and (parts.port is None or parts.port > 0)  # .port raises past 65535
+    except ValueError:  # an unclosed IPv6 bracket, a port that is not a number
+        parts, port_ok = None, False
+    if (
+        parts is None
+        or not port_ok
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or "@" in parts.netloc
+        or parts.query
+        or parts.fragment
+    ):
+        # The value is not shown: a URL with credentials in it would print them.
+        raise ConfigError(f"{name}: expected an http:// or https:// URL in ASCII with a host and no user, query or fragment "
+                          "(it prefixes image URLs and top-up links)")
+    return url
 
 
 def _opt_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
@@ -360,8 +388,9 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         port=_int(server, "port", "server", current.port),
         data_dir=Path(_str(server, "data_dir", "server")) if data_dir is not None else current.data_dir,
         database_url=_opt_str(server, "database_url", "server") or current.database_url,
-        public_base_url=_opt_str(server, "public_base_url", "server") or current.public_base_url,
-        max_body_bytes=_int(server, "max_body_bytes", "server", current.max_body_bytes, minimum=1024),
+        public_base_url=_public_base_url(_opt_str(server, "public_base_url", "server"), "server.public_base_url")
+        or current.public_base_url,
+        max_body_bytes=_int(server, "max_body_bytes", "server", current.max_body_bytes, minimum=_MIN_BODY_BYTES),
         redis_url=_opt_str(server, "redis_url", "server") or current.redis_url,
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
         request_head_timeout_seconds=_positive_number(server, "request_head_timeout_seconds", "server",
@@ -461,6 +490,10 @@ def load_settings(
             values[attribute] = kind(raw)
         except ValueError:
             raise ConfigError(f"{name}: expected {kind.__name__}, got {raw!r}") from None
+    if values.get("max_body_bytes", _MIN_BODY_BYTES) < _MIN_BODY_BYTES:
+        raise ConfigError(f"RUNINFRA_MAX_BODY_BYTES: expected an integer >= {_MIN_BODY_BYTES}, "
+                          f"got {values['max_body_bytes']}")
+    _public_base_url(values.get("public_base_url"), "RUNINFRA_PUBLIC_BASE_URL")
     for attribute, value in (overrides or {}).items():
         if value is not None:
             values[attribute] = value

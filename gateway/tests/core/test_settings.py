@@ -61,6 +61,35 @@ def test_bad_values_name_their_key(document: dict[str, Any], where: str) -> None
     assert where in str(refused.value)
 
 
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", "ftp://gw.example.com", "https://", "https://user:hunter2@gw.example.com",
+    "https://gw.example.com/?x=1", "https://gw.example.com/#top", "https://gw.example.com\r\nX: y",
+    "https://gw.example.com /v1", "https://[::1", "https://gw.example.com:99999", "https://gw.example.com:0",
+    "https://gw.éxample.com",
+])
+def test_a_public_base_url_that_cannot_prefix_links_is_refused(url: str) -> None:
+    for source, load in (
+        ("server.public_base_url", lambda: settings_from_mapping({"server": {"public_base_url": url}})),
+        ("RUNINFRA_PUBLIC_BASE_URL", lambda: load_settings(environ={"RUNINFRA_PUBLIC_BASE_URL": url})),
+    ):
+        with pytest.raises(ConfigError, match=f"^{source}: expected an http") as refused:
+            load()
+        assert "hunter2" not in str(refused.value)
+
+
+def test_public_base_urls_that_prefix_links_are_kept() -> None:
+    for url in ("https://gw.example.com", "http://10.0.0.5:8080/runinfra/", "https://[2001:db8::1]:8443"):
+        assert settings_from_mapping({"server": {"public_base_url": url}}).public_base_url == url
+        assert load_settings(environ={"RUNINFRA_PUBLIC_BASE_URL": url}).public_base_url == url
+
+
+def test_the_environment_is_held_to_the_files_limits() -> None:
+    for raw in ("-1", "0", "1023"):
+        with pytest.raises(ConfigError, match="RUNINFRA_MAX_BODY_BYTES: expected an integer >= 1024"):
+            load_settings(environ={"RUNINFRA_MAX_BODY_BYTES": raw})
+    assert load_settings(environ={"RUNINFRA_MAX_BODY_BYTES": "1024"}).max_body_bytes == 1024
+
+
 def test_file_env_and_flags_layer(tmp_path: Path) -> None:
     path = tmp_path / "gateway.toml"
     path.write_text('[server]\nport = 9000\nhost = "0.0.0.0"\n', encoding="utf-8")
