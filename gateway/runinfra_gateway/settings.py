@@ -182,10 +182,11 @@ def _int(table: Mapping[str, Any], key: str, where: str, default: int, *, minimu
 
 
 _MIN_BODY_BYTES = 1024
+_BASE_URL_USE = "prefixes image URLs and top-up links"
 
 
-def _public_base_url(url: str | None, name: str) -> str | None:
-    """``url`` when it is an http(s) origin (and path) that can prefix the links the gateway hands out."""
+def _http_url(url: str | None, name: str, *, use: str, query_ok: bool = False) -> str | None:
+    """``url`` when it is an ASCII http(s) URL with a host, no user (and, unless ``query_ok``, no query or fragment)."""
     if url is None:
         return None
     try:
@@ -199,12 +200,12 @@ def _public_base_url(url: str | None, name: str) -> str | None:
         or parts.scheme not in ("http", "https")
         or not parts.hostname
         or "@" in parts.netloc
-        or parts.query
-        or parts.fragment
+        or (not query_ok and (parts.query or parts.fragment))
     ):
         # The value is not shown: a URL with credentials in it would print them.
-        raise ConfigError(f"{name}: expected an http:// or https:// URL in ASCII with a host and no user, query or fragment "
-                          "(it prefixes image URLs and top-up links)")
+        extra = "" if query_ok else ", query or fragment"
+        raise ConfigError(f"{name}: expected an http:// or https:// URL in ASCII with a host and no user{extra} "
+                          f"(it {use})")
     return url
 
 
@@ -388,8 +389,8 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         port=_int(server, "port", "server", current.port),
         data_dir=Path(_str(server, "data_dir", "server")) if data_dir is not None else current.data_dir,
         database_url=_opt_str(server, "database_url", "server") or current.database_url,
-        public_base_url=_public_base_url(_opt_str(server, "public_base_url", "server"), "server.public_base_url")
-        or current.public_base_url,
+        public_base_url=_http_url(_opt_str(server, "public_base_url", "server"), "server.public_base_url",
+                                  use=_BASE_URL_USE) or current.public_base_url,
         max_body_bytes=_int(server, "max_body_bytes", "server", current.max_body_bytes, minimum=_MIN_BODY_BYTES),
         redis_url=_opt_str(server, "redis_url", "server") or current.redis_url,
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
@@ -402,7 +403,8 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
                                           current.idempotency_max_replay_bytes),
         idempotency_retention_seconds=_int(server, "idempotency_retention_seconds", "server",
                                            current.idempotency_retention_seconds, minimum=1),
-        topup_url=_opt_str(server, "topup_url", "server") or current.topup_url,
+        topup_url=_http_url(_opt_str(server, "topup_url", "server"), "server.topup_url", query_ok=True,
+                            use="is the link a 402 answer gives for adding credits") or current.topup_url,
         requests_per_minute=_opt_int(limits, "requests_per_minute", "limits"),
         tokens_per_minute=_opt_int(limits, "tokens_per_minute", "limits"),
         access_log=access_log,
@@ -493,7 +495,7 @@ def load_settings(
     if values.get("max_body_bytes", _MIN_BODY_BYTES) < _MIN_BODY_BYTES:
         raise ConfigError(f"RUNINFRA_MAX_BODY_BYTES: expected an integer >= {_MIN_BODY_BYTES}, "
                           f"got {values['max_body_bytes']}")
-    _public_base_url(values.get("public_base_url"), "RUNINFRA_PUBLIC_BASE_URL")
+    _http_url(values.get("public_base_url"), "RUNINFRA_PUBLIC_BASE_URL", use=_BASE_URL_USE)
     for attribute, value in (overrides or {}).items():
         if value is not None:
             values[attribute] = value

@@ -77,6 +77,15 @@ def test_a_public_base_url_that_cannot_prefix_links_is_refused(url: str) -> None
         assert "hunter2" not in str(refused.value)
 
 
+def test_a_topup_url_may_carry_a_query_but_must_be_a_link() -> None:
+    kept = "https://billing.example.com/topup?account=team-7"
+    assert settings_from_mapping({"server": {"topup_url": kept}}).resolved_topup_url == kept
+    for url in ("javascript:alert(1)", "https://user:hunter2@billing.example.com", "billing.example.com"):
+        with pytest.raises(ConfigError, match=r"^server\.topup_url: expected an http") as refused:
+            settings_from_mapping({"server": {"topup_url": url}})
+        assert "hunter2" not in str(refused.value)
+
+
 def test_public_base_urls_that_prefix_links_are_kept() -> None:
     for url in ("https://gw.example.com", "http://10.0.0.5:8080/runinfra/", "https://[2001:db8::1]:8443"):
         assert settings_from_mapping({"server": {"public_base_url": url}}).public_base_url == url
