@@ -9,6 +9,8 @@ from email.message import Message
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from runinfra_gateway.peer_text import printable
+
 __all__ = ["AdminClient", "AdminError"]
 
 
@@ -67,7 +69,8 @@ class AdminClient:
             raw = exc.read()
             try:
                 error = json.loads(raw)["error"]
-                message, kind = str(error.get("message")), str(error.get("type"))
+                # Printed to the operator's terminal: what a server at --base-url sent must not act there.
+                message, kind = printable(str(error.get("message")), 1000), printable(str(error.get("type")), 100)
             except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
                 message, kind = f"HTTP {exc.code}", None
             raise AdminError(message, status=exc.code, type=kind) from None
@@ -82,7 +85,7 @@ class AdminClient:
         # Every answer of a runinfra gateway carries x-request-id; a URL that reaches some other server (a
         # wrong port, a proxy's error page) is named as such instead of failing on what that server says.
         if not headers.get("x-request-id"):
-            kind = headers.get("content-type") or "no content type"
+            kind = printable(headers.get("content-type") or "no content type", 200)
             raise AdminError(f"{self.root} does not answer like a runinfra gateway (HTTP {status}, {kind}, no "
                              "x-request-id): check --base-url / RUNINFRA_BASE_URL", status=status)
 

@@ -69,6 +69,16 @@ class _NotAGateway(http.server.BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.path.startswith("/hostile/"):  # answers like a gateway, with text meant for the terminal
+            error = {"message": "denied\x1b[2J\nruninfra: ready", "type": "auth_error\x1b[31m"}
+            body = json.dumps({"error": error}).encode()
+            self.send_response(403)
+            self.send_header("x-request-id", "req_1")
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         deep = self.path.startswith("/deep/")
         body, kind = (b"[" * 100_000 + b"]" * 100_000, "application/json") if deep else (b"<h1>hi</h1>", "text/html")
         self.send_response(200)
@@ -103,6 +113,24 @@ def test_a_base_url_that_is_not_a_gateway_is_named_in_one_line() -> None:
             assert "[FAIL] gateway reachable" in doctor.stdout
             assert "not as a runinfra gateway does" in doctor.stdout
             assert "Traceback" not in doctor.stderr
+    finally:
+        server.shutdown()
+
+
+def test_a_servers_error_text_cannot_act_on_the_terminal() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotAGateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNINFRA_")}
+        env.update(RUNINFRA_BASE_URL=f"http://127.0.0.1:{server.server_address[1]}/hostile",
+                   RUNINFRA_ADMIN_TOKEN=ADMIN_TOKEN)
+        for args in (["keys", "list"], ["workspaces", "list"], ["webhooks", "list"], ["deployments", "list"]):
+            result = subprocess.run([RUNINFRA, *args], capture_output=True, text=True, env=env, timeout=60,
+                                    check=False)
+            assert result.returncode != 0, (args, result.stderr)
+            assert "denied?[2J?runinfra: ready" in result.stderr, (args, result.stderr)
+            assert "\x1b" not in result.stderr
+            assert "\nruninfra: ready" not in result.stderr
     finally:
         server.shutdown()
 
