@@ -1,4 +1,5 @@
-"""Text another party chose (an engine's error message, a webhook receiver's reply), made safe to show.
+"""Text another party chose, made safe to show: an engine's error message, a webhook receiver's reply, a
+client's request path in the log, a server's error text in the operator CLI.
 
 It ends up in terminals (``runinfra serve``'s progress lines, ``runinfra webhooks deliveries``), logs and
 pages, where an escape sequence must not act and a line break must not forge a line of its own.
