@@ -209,6 +209,28 @@ def _http_url(url: str | None, name: str, *, use: str, query_ok: bool = False) -
     return url
 
 
+def _database_url(url: str | None, name: str) -> str | None:
+    """``url`` when SQLAlchemy can parse it and knows its dialect (checked at load, not at the first query)."""
+    if url is None:
+        return None
+    from sqlalchemy.engine import make_url  # here: the CLI's other commands must not load SQLAlchemy
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        make_url(url).get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        # The value is not shown: a database URL usually holds a password.
+        raise ConfigError(f"{name}: not a database URL the gateway can use (expected e.g. "
+                          "postgresql+psycopg://user:password@host/db or sqlite:////path/runinfra.sqlite3)") from None
+    return url
+
+
+def _redis_url(url: str | None, name: str) -> str | None:
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"{name}: expected a URL starting with redis://, rediss:// or unix://")  # may hold a password
+    return url
+
+
 def _opt_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
     if table.get(key) is None:
         return None
@@ -388,11 +410,12 @@ def settings_from_mapping(document: Mapping[str, Any], *, base: Settings | None 
         host=_str(server, "host", "server", default=current.host),
         port=_int(server, "port", "server", current.port),
         data_dir=Path(_str(server, "data_dir", "server")) if data_dir is not None else current.data_dir,
-        database_url=_opt_str(server, "database_url", "server") or current.database_url,
+        database_url=_database_url(_opt_str(server, "database_url", "server"), "server.database_url")
+        or current.database_url,
         public_base_url=_http_url(_opt_str(server, "public_base_url", "server"), "server.public_base_url",
                                   use=_BASE_URL_USE) or current.public_base_url,
         max_body_bytes=_int(server, "max_body_bytes", "server", current.max_body_bytes, minimum=_MIN_BODY_BYTES),
-        redis_url=_opt_str(server, "redis_url", "server") or current.redis_url,
+        redis_url=_redis_url(_opt_str(server, "redis_url", "server"), "server.redis_url") or current.redis_url,
         shutdown_grace_seconds=_number(server, "shutdown_grace_seconds", "server", current.shutdown_grace_seconds),
         request_head_timeout_seconds=_positive_number(server, "request_head_timeout_seconds", "server",
                                                       current.request_head_timeout_seconds),
@@ -496,6 +519,8 @@ def load_settings(
         raise ConfigError(f"RUNINFRA_MAX_BODY_BYTES: expected an integer >= {_MIN_BODY_BYTES}, "
                           f"got {values['max_body_bytes']}")
     _http_url(values.get("public_base_url"), "RUNINFRA_PUBLIC_BASE_URL", use=_BASE_URL_USE)
+    _database_url(values.get("database_url"), "RUNINFRA_DATABASE_URL")
+    _redis_url(values.get("redis_url"), "RUNINFRA_REDIS_URL")
     for attribute, value in (overrides or {}).items():
         if value is not None:
             values[attribute] = value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,30 @@ def test_public_base_urls_that_prefix_links_are_kept() -> None:
     for url in ("https://gw.example.com", "http://10.0.0.5:8080/runinfra/", "https://[2001:db8::1]:8443"):
         assert settings_from_mapping({"server": {"public_base_url": url}}).public_base_url == url
         assert load_settings(environ={"RUNINFRA_PUBLIC_BASE_URL": url}).public_base_url == url
+
+
+@pytest.mark.parametrize(("key", "env", "url", "expected"), [
+    ("database_url", "RUNINFRA_DATABASE_URL", "nonsense://u:hunter2@db/x", "not a database URL"),
+    ("database_url", "RUNINFRA_DATABASE_URL", "postgresql://u:hunter2@[::1/x", "not a database URL"),
+    ("database_url", "RUNINFRA_DATABASE_URL", "u:hunter2@db", "not a database URL"),
+    ("redis_url", "RUNINFRA_REDIS_URL", "http://u:hunter2@cache:6379", "expected a URL starting with redis://"),
+])
+def test_store_urls_are_checked_at_load_without_showing_them(key: str, env: str, url: str, expected: str) -> None:
+    for source, load in (
+        (f"server.{key}", lambda: settings_from_mapping({"server": {key: url}})),
+        (env, lambda: load_settings(environ={env: url})),
+    ):
+        with pytest.raises(ConfigError, match=f"^{re.escape(source)}: {expected}") as refused:
+            load()
+        assert "hunter2" not in str(refused.value)
+
+
+def test_store_urls_in_use_are_kept() -> None:
+    for url in ("postgresql+psycopg://runinfra:pw@db:5432/runinfra", "postgresql://runinfra@db/runinfra",
+                "sqlite:////var/lib/runinfra/runinfra.sqlite3"):
+        assert load_settings(environ={"RUNINFRA_DATABASE_URL": url}).database_url == url
+    for url in ("redis://cache:6379/0", "rediss://:pw@cache:6380", "unix:///run/redis.sock"):
+        assert settings_from_mapping({"server": {"redis_url": url}}).redis_url == url
 
 
 def test_the_environment_is_held_to_the_files_limits() -> None:
