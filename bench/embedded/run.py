@@ -327,8 +327,9 @@ def _exchange_after_idle(gateway: Http, rows: list[tuple[Case, list[float], list
     short = [(case.label, _median(d_times)) for case, d_times, _ in rows if _median(d_times) < 20.0]
     if not short:
         return
-    ports: Any = multiprocessing.get_context("spawn").Queue()
-    server = multiprocessing.get_context("spawn").Process(target=_bare_http_server, args=(ports,), daemon=True)
+    spawn = multiprocessing.get_context("spawn")
+    ports: Any = spawn.Queue()
+    server = spawn.Process(target=_bare_http_server, args=(ports,), daemon=True)
     server.start()
     bare = Http(f"http://127.0.0.1:{ports.get(timeout=60)}", "")
     try:

@@ -8,6 +8,7 @@ their own.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import base64
 import http.client
@@ -134,7 +135,7 @@ def chat_config(llama: LlamaServer, *, extra_deployments: list[dict[str, Any]] |
     }
 
 
-class LocalEngine:
+class LocalEngine(abc.ABC):
     """A real local OpenAI-style engine (aiohttp) on an event loop of its own thread; subclasses give routes.
 
     ``start()`` serves them on a free port and sets ``base_url`` (ending in ``/v1``); ``stop()`` ends both.
@@ -148,8 +149,9 @@ class LocalEngine:
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
+    @abc.abstractmethod
     def routes(self) -> list[web.RouteDef]:
-        raise NotImplementedError
+        """The engine's routes (``/v1/...``)."""
 
     def start(self) -> Self:
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
