@@ -265,6 +265,17 @@ def _list(value: Any, where: str) -> Sequence[Any]:
     return value
 
 
+def _names(table: Mapping[str, Any], key: str, where: str, what: str) -> tuple[str, ...] | None:
+    """An optional array of non-empty strings; None when the key is absent."""
+    if table.get(key) is None:
+        return None
+    items = _list(table[key], f"{where}.{key}")
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise ConfigError(f"{where}.{key}[{index}]: expected {what}, got {item!r}")
+    return tuple(items)
+
+
 def _check_unknown(table: Mapping[str, Any], allowed: frozenset[str], where: str) -> None:
     for key in table:
         if key not in allowed:
@@ -292,14 +303,8 @@ def parse_deployment(raw: Any, where: str = "deployments[0]") -> DeploymentConfi
             )
     if len(set(operations)) != len(operations):
         raise ConfigError(f"{where}.operations: an operation is listed twice")
-    params_raw = table.get("params")
-    params: tuple[str, ...] | None = None
-    if params_raw is not None:
-        items = _list(params_raw, f"{where}.params")
-        for index, item in enumerate(items):
-            if not isinstance(item, str) or not item:
-                raise ConfigError(f"{where}.params[{index}]: expected a parameter name, got {item!r}")
-        params = tuple(items)
+    params = _names(table, "params", where, "a parameter name")
+    _names(table, "voices", where, "a voice name")  # read by the registry: a bare string would be its letters
     if "prices" in table:
         _table(table["prices"], f"{where}.prices")
     workspace_id = _opt_str(table, "workspace", where)

@@ -119,30 +119,45 @@ class WebhookSettings:
             ):
                 if name in table:
                     kwargs[name] = _finite(name, table[name])
-            for name in ("max_concurrency", "response_excerpt_bytes"):
+            for name, (low, high) in _WHOLE_NUMBERS.items():
                 if name in table:
-                    kwargs[name] = int(table[name])
-            if "tls_ca_file" in table:
-                ca_file = str(table["tls_ca_file"])
-                if not Path(ca_file).is_file():
-                    raise ValueError(f"webhooks.tls_ca_file: no file at {ca_file!r}")
-                kwargs["tls_ca_file"] = ca_file
-            if "master_key_file" in table:
-                key_file = str(table["master_key_file"])
-                if not Path(key_file).is_file():
-                    raise ValueError(f"webhooks.master_key_file: no file at {key_file!r}")
-                kwargs["master_key_file"] = key_file
+                    kwargs[name] = _whole(name, table[name], low, high)
+            for name in ("tls_ca_file", "master_key_file"):
+                if name in table:
+                    path = table[name]
+                    if not isinstance(path, str) or not Path(path).is_file():
+                        raise ValueError(f"webhooks.{name}: no file at {path!r}")
+                    kwargs[name] = path
             if "allowed_hosts" in table:
-                kwargs["allowed_hosts"] = frozenset(normalize_host(str(h)) for h in table["allowed_hosts"])
+                kwargs["allowed_hosts"] = frozenset(normalize_host(h) for h in _strings("allowed_hosts", table))
             if "allowed_networks" in table:
                 kwargs["allowed_networks"] = tuple(
-                    ipaddress.ip_network(str(n), strict=False) for n in table["allowed_networks"]
+                    ipaddress.ip_network(n, strict=False) for n in _strings("allowed_networks", table)
                 )
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid webhooks setting: {exc}") from None
         if "lease_seconds" not in kwargs and kwargs.get("timeout_seconds", 10.0) >= cls.lease_seconds:
             kwargs["lease_seconds"] = kwargs["timeout_seconds"] * 2 + 5
         return cls(**kwargs)
+
+
+#: Whole-number settings and their bounds. A read of -1 bytes would be the whole response, however large.
+_WHOLE_NUMBERS = {"max_concurrency": (1, 1024), "response_excerpt_bytes": (0, 65_536)}
+
+
+def _whole(name: str, value: Any, low: int, high: int) -> int:
+    """A TOML integer within bounds; a float, a string or a boolean is refused (``int()`` took all three)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"webhooks.{name} must be a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _strings(name: str, table: Mapping[str, Any]) -> list[str]:
+    """An array of strings (a bare string would be iterated as its characters)."""
+    value = table[name]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"webhooks.{name} must be an array of strings")
+    return list(value)
 
 
 def _finite(name: str, value: Any) -> float:

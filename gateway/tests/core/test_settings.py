@@ -32,6 +32,9 @@ DEPLOYMENT = {"id": "m", "backend": "upstream", "base_url": "http://127.0.0.1:1/
         ({"deployments": [{**DEPLOYMENT, "operations": ["embeddings", "chat"]}]}, "deployments[0].operations[1]"),
         ({"deployments": [{**DEPLOYMENT, "id": "a/../b"}]}, "deployments[0].id"),
         ({"deployments": [{**DEPLOYMENT, "params": ["ok", 3]}]}, "deployments[0].params[1]"),
+        # the registry lists a deployment's voices: a bare string was listed as its letters
+        ({"deployments": [{**DEPLOYMENT, "voices": "alloy"}]}, "deployments[0].voices: expected an array"),
+        ({"deployments": [{**DEPLOYMENT, "voices": ["alloy", ""]}]}, "deployments[0].voices[1]"),
         ({"deployments": [DEPLOYMENT, DEPLOYMENT]}, "deployments[1].id"),
         ({"workspaces": [{"id": "w x"}]}, "workspaces[0].id"),
         ({"workspaces": [{"id": "w", "credits_cents": -1}]}, "workspaces[0].credits_cents"),

@@ -94,9 +94,25 @@ def test_settings_refuse_bad_values_by_name() -> None:
         ({"jitter_fraction": 2}, "jitter_fraction"),
         ({"allowed_networks": ["not a net"]}, "invalid"),
         ({"max_concurrency": 0}, "concurrency"),
+        # int() took these: a string, a float cut to 8, true as 1
+        ({"max_concurrency": "8"}, "max_concurrency must be a whole number"),
+        ({"max_concurrency": 8.7}, "max_concurrency must be a whole number"),
+        ({"max_concurrency": True}, "max_concurrency must be a whole number"),
+        ({"max_concurrency": 10**9}, "from 1 to 1024"),
+        # -1 read an endpoint's whole response, however large, into memory
+        ({"response_excerpt_bytes": -1}, "response_excerpt_bytes must be a whole number from 0"),
+        ({"response_excerpt_bytes": 10**12}, "response_excerpt_bytes"),
+        # a bare string was iterated as its characters: "example.com" allowed hosts "e", "x", ...
+        ({"allowed_hosts": "example.com"}, "allowed_hosts must be an array of strings"),
+        ({"allowed_hosts": [1]}, "allowed_hosts must be an array of strings"),
+        ({"allowed_networks": "10.0.0.0/8"}, "allowed_networks must be an array of strings"),
+        ({"tls_ca_file": 5}, "tls_ca_file"),
+        ({"master_key_file": ["a"]}, "master_key_file"),
     ):
         with pytest.raises(ValueError, match=needle):
             WebhookSettings.from_mapping(table)
+    assert WebhookSettings.from_mapping({"max_concurrency": 3, "response_excerpt_bytes": 0}).max_concurrency == 3
+    assert WebhookSettings.from_mapping({"allowed_networks": ["10.0.0.0/8"]}).allowed_networks[0].num_addresses == 2**24
     settings = WebhookSettings.from_mapping({"allowed_hosts": ["LocalHost.", "[::1]"], "timeout_seconds": 30})
     assert settings.allowed_hosts == frozenset({"localhost", "::1"})
     assert settings.lease_seconds > settings.timeout_seconds
