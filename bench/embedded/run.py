@@ -17,6 +17,8 @@ ratio; each request in flight is a thread calling the engine or the gateway,
 and the in-process rate from as many coroutines is printed beside it); and for
 streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
+The "pair" row is the median of the per-round differences, with its 95 %
+confidence interval: a row is under a target only when the interval is.
 
     python bench/embedded/run.py [--rounds 7] [--latency-seconds 2] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
@@ -32,6 +34,7 @@ import contextlib
 import functools
 import http.client
 import json
+import math
 import multiprocessing
 import secrets
 import socket
@@ -57,7 +60,7 @@ from awake import halts_without_polling, kept_awake
 T = TypeVar("T")
 
 THREADS = 1
-MAX_ROUNDS = 300
+MAX_ROUNDS = 1000
 DEPLOYMENTS: dict[str, dict[str, Any]] = {
     "chat": {"id": "bench-chat", "engine": "llama_cpp", "operations": ["chat.completions"], "n_ctx": 2048},
     "embeddings": {"id": "bench-embed", "engine": "onnx_embeddings", "operations": ["embeddings"]},
@@ -213,6 +216,20 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def _median_interval(values: list[float]) -> tuple[float, float]:
+    """A 95 % confidence interval of the median of ``values``, from order statistics (no assumed distribution).
+
+    The ranks are n/2 -/+ 1.96 sqrt(n)/2, the normal approximation of the binomial count of values below the
+    median; with few values it widens to the whole range.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    spread = 0.98 * math.sqrt(n)
+    low = max(0, math.floor(n / 2 - spread) - 1)
+    high = min(n - 1, math.ceil(n / 2 + 1 + spread) - 1)
+    return ordered[low], ordered[high]
 
 
 def _gaps(arrivals: list[float]) -> list[float]:
@@ -490,9 +507,12 @@ def main() -> int:
                 rounds = str(len(d_times)) if kind == "med" else ""
                 print(f"{name:<30}{kind:>5}{d:>11.1f}{g:>12.1f}{added:>10.1f}{100.0 * added / d:>8.1f}%{rounds:>8}")
             if g_times:
-                added = _median([gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)])
+                differences = [gateway_ms - direct_ms for direct_ms, gateway_ms in zip(d_times, g_times)]
+                added = _median(differences)
                 d = _median(d_times)
-                print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%")
+                low, high = _median_interval(differences)
+                print(f"{'':<30}{'pair':>5}{'':>11}{'':>12}{added:>10.1f}{100.0 * added / d:>8.1f}%"
+                      f"{'':>8}  95 % CI of the pair: {100.0 * low / d:+.1f} % to {100.0 * high / d:+.1f} %")
         if http_client is not None:
             http_client.models()
             exchange = [_timed(http_client.models) for _ in range(max(50, 5 * args.rounds))]
