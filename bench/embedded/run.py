@@ -574,8 +574,9 @@ def main() -> int:
             if g_ttft:
                 # Each gateway answer against the direct answer just before it: machine drift cancels out.
                 paired = [g - d for d, g in zip(d_ttft, g_ttft)]
+                low, high = _median_interval(paired)
                 print(f"  time to first token added, median of {len(paired)} paired differences: "
-                      f"{_median(paired):.2f} ms")
+                      f"{_median(paired):.2f} ms (95 % CI {low:.2f} to {high:.2f} ms)")
             if g_gaps:
                 print(f"  inter-token gap: direct median {_median(d_gaps):.1f} ms / p95 "
                       f"{statistics.quantiles(d_gaps, n=20)[-1]:.1f} ms; gateway median {_median(g_gaps):.1f} ms / "
