@@ -16,6 +16,7 @@ from ._errors import (
     invalid_options,
     raise_unchained,
     redact,
+    redact_headers,
     translate_transport_error,
 )
 from ._logging import client_logger
@@ -197,7 +198,9 @@ class _Core:
 
     def _call_transport(self, request: RunInfraRequest) -> RunInfraResponse:
         try:
-            return self.transport(request)
+            response = self.transport(request)
+            response.headers = redact_headers(response.headers, self.secret)
+            return response
         except RunInfraError:
             raise
         except Exception as exc:

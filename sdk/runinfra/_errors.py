@@ -15,7 +15,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
 if TYPE_CHECKING:
-    from typing import Any, Dict, Literal, Optional
+    from typing import Any, Dict, Literal, Mapping, Optional
 
 
 __all__ = [
@@ -255,6 +255,14 @@ def redact(text: str, secret: Optional[str]) -> str:
     if secret and secret in text:
         return text.replace(secret, REDACTED)
     return text
+
+
+def redact_headers(headers: Mapping[str, str], secret: Optional[str]) -> Mapping[str, str]:
+    """``headers`` with ``secret`` redacted from every value: ``x-request-id`` or ``Content-Type``
+    reach errors, results and logs, and a server may echo a key in any header."""
+    if not secret or not any(isinstance(value, str) and secret in value for value in headers.values()):
+        return headers
+    return {name: redact(value, secret) if isinstance(value, str) else value for name, value in headers.items()}
 
 
 def raise_unchained(error: BaseException) -> None:

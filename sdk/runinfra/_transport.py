@@ -21,7 +21,7 @@ import io
 import os
 from time import monotonic
 
-from ._errors import RunInfraConnectionError, map_transport_errors
+from ._errors import RunInfraConnectionError, map_transport_errors, redact_headers
 from ._proxy import Proxy, ProxySettings, proxy_settings_from_env
 from ._wire import RunInfraRequest, RunInfraResponse
 
@@ -291,7 +291,7 @@ class HTTPTransport:
         raw_headers = getattr(message, "_headers", None)
         if raw_headers is None:  # pragma: no cover - every CPython keeps parsed headers there
             raw_headers = message.items()
-        response_headers = {name.lower(): value for name, value in raw_headers}
+        response_headers = redact_headers({name.lower(): value for name, value in raw_headers}, secret)
         request_id = response_headers.get("x-request-id")
         if request.stream and 200 <= response.status < 300:
             stream_body = _StreamBody(self, origin, connection, response, request_id, secret)

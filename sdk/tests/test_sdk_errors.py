@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import traceback
 from email.utils import formatdate
@@ -241,3 +242,42 @@ def test_errors_pickle_with_their_fields() -> None:
     assert (copy.message, copy.type, copy.status_code, copy.request_id, copy.retry_after_seconds) == (
         "slow", "rate_limit_error", 429, "r", 2.0
     )  # fmt: skip
+
+
+def test_key_echoed_in_response_headers_is_redacted(
+    server: ScriptedServer, client: RunInfra, caplog: pytest.LogCaptureFixture
+) -> None:
+    # x-request-id and Content-Type are server text like the body: an echoed key must not reach
+    # an error's str/repr, a result, a stream, an AudioResponse or a log line through them.
+    caplog.set_level(logging.DEBUG, logger="runinfra")
+    echo = f"req-{API_KEY}"
+    server.on("POST", "/v1/chat/completions", error_handler(401, {"message": "no", "type": "auth_error"},
+                                                             request_id=echo))  # fmt: skip
+    with pytest.raises(AuthenticationError) as caught:
+        _chat(client)
+    _assert_no_secret(caught.value)
+    assert caught.value.request_id == "req-[REDACTED]"
+
+    server.on("GET", "/v1/models", json_handler({"data": []}, request_id=echo))
+    assert client.models.list()["_request_id"] == "req-[REDACTED]"
+
+    server.on("POST", "/v1/audio/speech",
+              lambda ex: ex.respond(200, b"RIFF", content_type=f"audio/wav; k={API_KEY}", request_id=echo))
+    audio = client.audio.speech.create(model="t", input="x", voice="v")
+    assert API_KEY not in repr(audio)
+
+    server.on("POST", "/v1/responses",
+              lambda ex: ex.respond(200, b"{}", content_type=f"text/{API_KEY}", request_id=echo))
+    with pytest.raises(RunInfraError) as not_a_stream:
+        client.responses.create(model="m", input="x", stream=True)
+    _assert_no_secret(not_a_stream.value)
+
+    def short(exchange: Exchange) -> None:
+        exchange.send_raw(f"HTTP/1.1 200 OK\r\nx-request-id: {echo}\r\nContent-Length: 9\r\n\r\n{{".encode())
+        exchange.drop()
+
+    server.on("GET", "/v1/models", short)
+    with pytest.raises(RunInfraConnectionError) as cut:
+        client.models.list()
+    _assert_no_secret(cut.value)
+    assert API_KEY not in "\n".join(record.getMessage() for record in caplog.records)
