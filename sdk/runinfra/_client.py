@@ -16,6 +16,7 @@ from ._errors import (
     invalid_options,
     raise_unchained,
     redact,
+    redact_decoded,
     redact_headers,
     translate_transport_error,
 )
@@ -246,6 +247,8 @@ class _Core:
             result = decode_json(body)
         except ValueError:
             result = None
+        if b"\\" in body:  # an escaped key slips past the byte replacement above
+            result = redact_decoded(result, self.secret)
         if type(result) is not dict:
             raise_unchained(
                 RunInfraError(

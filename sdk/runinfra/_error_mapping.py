@@ -16,6 +16,7 @@ from ._errors import (
     RunInfraRedirectError,
     printable,
     redact,
+    redact_decoded,
 )
 from ._wire import header_value
 
@@ -147,6 +148,8 @@ def error_for_status(
         parsed = decode_json(text) if text else None
     except ValueError:
         parsed = None
+    if secret and "\\" in text:  # an escaped key slips past the text redaction above
+        parsed = redact_decoded(parsed, secret)
     error: Mapping[str, Any] = {}
     if isinstance(parsed, dict):
         inner = parsed.get("error")

@@ -265,6 +265,37 @@ def redact_headers(headers: Mapping[str, str], secret: Optional[str]) -> Mapping
     return {name: redact(value, secret) if isinstance(value, str) else value for name, value in headers.items()}
 
 
+def redact_decoded(value: Any, secret: str) -> Any:
+    """A freshly decoded JSON value with ``secret`` redacted from every string and key, in place.
+
+    Redacting the raw bytes is not enough: JSON escapes (``\\u0073k-…``) decode to the key. A loop
+    rather than recursion: the decoder accepts nesting deeper than a recursive walk could follow.
+    """
+    if isinstance(value, str):
+        return redact(value, secret)
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                item = node[key]
+                if isinstance(item, str):
+                    item = redact(item, secret)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+                if isinstance(key, str) and secret in key:
+                    del node[key]
+                    key = redact(key, secret)
+                node[key] = item
+        elif isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    node[index] = redact(item, secret)
+                elif isinstance(item, (dict, list)):
+                    stack.append(item)
+    return value
+
+
 def raise_unchained(error: BaseException) -> None:
     """Raise ``error`` with no ``__context__``/``__cause__`` that could carry a secret."""
     try:

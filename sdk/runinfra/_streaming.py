@@ -7,7 +7,7 @@ event dispatched at a blank line only when it has data) over arbitrary chunk bou
 
 from __future__ import annotations
 
-from ._errors import RunInfraStreamParseError
+from ._errors import RunInfraStreamParseError, redact_decoded
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ def iter_json_events(
     """
     from ._json import decode_json as loads
 
+    secret_text = secret.decode("ascii") if secret else None
     try:
         for event, data in events:
             if data == _DONE:
@@ -136,6 +137,8 @@ def iter_json_events(
                 payload = loads(data)
             except ValueError:
                 raise _parse_error("an SSE data frame is not valid JSON", request_id) from None
+            if secret_text and b"\\" in data:  # an escaped key slips past the byte replacement above
+                payload = redact_decoded(payload, secret_text)
             if type(payload) is not dict:
                 raise _parse_error("an SSE data frame is not a JSON object", request_id)
             if "error" in payload or event == "error" or payload.get("type") == "error":

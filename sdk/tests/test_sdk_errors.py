@@ -24,7 +24,7 @@ from runinfra import (
     RunInfraError,
     RunInfraRedirectError,
 )
-from sdk_servers import API_KEY, Exchange, ScriptedServer, error_handler, json_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, error_handler, json_handler, sse_handler
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -281,3 +281,34 @@ def test_key_echoed_in_response_headers_is_redacted(
         client.models.list()
     _assert_no_secret(cut.value)
     assert API_KEY not in "\n".join(record.getMessage() for record in caplog.records)
+
+
+def _escaped(template: str) -> bytes:
+    """``template`` with each ``KEY`` the API key written as JSON escapes (it decodes to the key)."""
+    return template.replace("KEY", "".join(f"\\u{ord(char):04x}" for char in API_KEY)).encode()
+
+
+def test_key_echoed_with_json_escapes_is_redacted(server: ScriptedServer, client: RunInfra) -> None:
+    # Redacting the raw bytes misses a key the server wrote with JSON escapes; it decodes to the key.
+    raw_error = _escaped('{"error": {"message": "bad key KEY", "type": "auth_error", "code": "KEY",'
+                         ' "param": "KEY", "extra": ["KEY"]}}')
+    server.on("POST", "/v1/chat/completions", lambda ex: ex.respond(401, raw_error, request_id="req_e"))
+    with pytest.raises(AuthenticationError) as caught:
+        _chat(client)
+    _assert_no_secret(caught.value)
+    assert caught.value.param == "[REDACTED]"
+
+    raw_ok = _escaped('{"id": "c", "echo": {"KEY": ["KEY"]}}')
+    server.on("POST", "/v1/chat/completions", lambda ex: ex.respond(200, raw_ok))
+    result = client.chat.completions.create(model="m", messages=MESSAGES)
+    assert API_KEY not in repr(result)
+    assert result["echo"] == {"[REDACTED]": ["[REDACTED]"]}
+
+    frames = _escaped('data: {"delta": "KEY"}\n\n'
+                      'data: {"error": {"message": "KEY", "type": "deployment_error", "param": "KEY"}}\n\n')
+    server.on("POST", "/v1/chat/completions", sse_handler(frames))
+    stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert next(stream) == {"delta": "[REDACTED]"}
+    with pytest.raises(DeploymentError) as in_stream:
+        next(stream)
+    _assert_no_secret(in_stream.value)
