@@ -34,20 +34,31 @@ if TYPE_CHECKING:
     Payload = Union[bytes, bytearray, str]
 
 
+def _utf8(text: str) -> Optional[bytes]:
+    # None for text UTF-8 cannot hold (lone surrogates); the caller raises outside the except block so
+    # no UnicodeEncodeError, whose ``object`` is the whole text (maybe the secret), rides on the chain.
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+
+
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, (bytes, bytearray)):
         return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode("utf-8")
-    raise WebhookVerificationError("payload must be the raw request body as bytes or str")
+    encoded = _utf8(payload) if isinstance(payload, str) else None
+    if encoded is None:
+        raise WebhookVerificationError("payload must be the raw request body as bytes or UTF-8 text")
+    return encoded
 
 
 def _secret_bytes(secret: object) -> bytes:
     if isinstance(secret, (bytes, bytearray)) and secret.strip():
         return bytes(secret)
-    if isinstance(secret, str) and secret.strip():
-        return secret.encode("utf-8")
-    raise WebhookVerificationError("the webhook secret must be a non-blank string")
+    encoded = _utf8(secret) if isinstance(secret, str) and secret.strip() else None
+    if encoded is None:
+        raise WebhookVerificationError("the webhook secret must be a non-blank UTF-8 string")
+    return encoded
 
 
 def parse_signature_header(header: object) -> Tuple[int, List[str]]:
@@ -123,9 +134,16 @@ def verify_webhook_signature(
     direction is refused, so a captured delivery cannot be replayed later.
     """
     import hmac
+    import math
 
-    if isinstance(tolerance_seconds, bool) or not isinstance(tolerance_seconds, (int, float)) or tolerance_seconds < 0:
-        raise WebhookVerificationError("tolerance_seconds must be a non-negative number")
+    # NaN or infinity would pass every timestamp: "abs(now - t) > nan" is always false.
+    if (
+        isinstance(tolerance_seconds, bool)
+        or not isinstance(tolerance_seconds, (int, float))
+        or not math.isfinite(tolerance_seconds)
+        or tolerance_seconds < 0
+    ):
+        raise WebhookVerificationError("tolerance_seconds must be a non-negative, finite number")
     body = _payload_bytes(payload)
     key = _secret_bytes(secret)
     timestamp, signatures = parse_signature_header(signature_header)
@@ -138,6 +156,8 @@ def verify_webhook_signature(
     if not matched:
         raise WebhookVerificationError("no v1 signature in the RunInfra-Signature header matches the payload")
     current = time.time() if now is None else now
+    if not math.isfinite(current):  # a NaN "now" would make every timestamp fresh, as above
+        raise WebhookVerificationError("now must be a finite number of Unix seconds")
     if abs(current - timestamp) > tolerance_seconds:
         raise WebhookVerificationError("the RunInfra-Signature timestamp is outside the tolerance")
     return True

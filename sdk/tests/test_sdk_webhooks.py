@@ -100,3 +100,27 @@ def test_built_headers_verify_and_tampering_fails(payload: bytes, secret: str, t
     assert compute_signature(payload, secret, timestamp) in header
     with pytest.raises(WebhookVerificationError):
         verify_webhook_signature(payload + b"!", header, secret, now=timestamp)
+
+
+@pytest.mark.parametrize("tolerance", [float("nan"), float("inf"), True, "300"])
+def test_a_tolerance_that_would_disable_the_staleness_check_is_refused(tolerance: Any) -> None:
+    # NaN compares false with everything, so a delivery from 1970 passed "abs(now - t) > nan".
+    header = build_signature_header(b"{}", "s", 0)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook_signature(b"{}", header, "s", tolerance_seconds=tolerance, now=1_000_000_000)
+    with pytest.raises(WebhookVerificationError):
+        construct_webhook_event(b"{}", header, "s", tolerance_seconds=tolerance, now=1_000_000_000)
+    with pytest.raises(WebhookVerificationError):
+        verify_webhook_signature(b"{}", header, "s", now=float("nan"))
+
+
+def test_text_that_is_not_utf8_is_the_typed_error_without_the_secret() -> None:
+    # A str with a lone surrogate (a body decoded with surrogateescape) cannot be encoded: that must be
+    # WebhookVerificationError, and no exception in the chain may hold the secret.
+    secret = "whsec_\udcff_tail"
+    header = build_signature_header(b"{}", "s", 0)
+    for payload, key in (("{\udcff}", "s"), (b"{}", secret)):
+        with pytest.raises(WebhookVerificationError) as caught:
+            verify_webhook_signature(payload, header, key, now=0)
+        assert caught.value.__context__ is None
+        assert "whsec_" not in str(caught.value)
