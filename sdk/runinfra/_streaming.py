@@ -141,7 +141,8 @@ def iter_json_events(
                 payload = redact_decoded(payload, secret_text)
             if type(payload) is not dict:
                 raise _parse_error("an SSE data frame is not a JSON object", request_id)
-            if "error" in payload or event == "error" or payload.get("type") == "error":
+            # "error": null is not an error: some engines send it on every chunk.
+            if payload.get("error") is not None or event == "error" or payload.get("type") == "error":
                 error = payload.get("error")
                 raise_error(error if isinstance(error, dict) else payload, event)
             yield payload

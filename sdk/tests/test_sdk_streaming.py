@@ -277,3 +277,10 @@ def test_a_line_that_never_ends_is_refused(server: ScriptedServer) -> None:
     with pytest.raises(RunInfraStreamParseError) as caught:
         list(stream)
     assert caught.value.request_id == "req_stream"
+
+
+def test_a_chunk_with_a_null_error_field_is_data_not_an_error(server: ScriptedServer) -> None:
+    # Some OpenAI-compatible engines put "error": null on every chunk; only an error object is an error.
+    chunks = [{"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}}], "error": None}]
+    server.on("POST", "/v1/chat/completions", sse_handler(sse_frames(chunks)))
+    assert list(_client(server).chat.completions.create(model="m", messages=MESSAGES, stream=True)) == chunks
