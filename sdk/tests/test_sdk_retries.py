@@ -103,7 +103,10 @@ def test_non_replay_safe_operations_are_sent_once_even_with_a_key(server: Script
     for path in ("/v1/embeddings", "/v1/images/generations", "/v1/audio/speech", "/v1/audio/transcriptions"):
         server.on("POST", path, BUSY)
     server.on("POST", "/v1/chat/completions", BUSY)
+    server.on("POST", "/v1/responses", BUSY)
+    server.on("POST", "/v1/pipe_1/pipeline", BUSY)
     client = _client(server)
+    piped = _client(server, pipeline_id="pipe_1")
     options = {"idempotency_key": "k"}
     calls = [
         lambda: client.embeddings.create(model="e", input="x", request_options=options),
@@ -111,6 +114,8 @@ def test_non_replay_safe_operations_are_sent_once_even_with_a_key(server: Script
         lambda: client.audio.speech.create(model="t", input="x", voice="v", request_options=options),
         lambda: client.audio.transcriptions.create(model="w", file=b"x", request_options=options),
         lambda: client.chat.completions.create(model="m", messages=MESSAGES, stream=True, request_options=options),
+        lambda: client.responses.create(model="m", input="x", stream=True, request_options=options),
+        lambda: piped.voice.pipeline.create(audio=b"RIFF", request_options=options),
     ]
     for call in calls:
         with pytest.raises(DeploymentError):
@@ -169,3 +174,37 @@ def test_per_request_max_retries_zero(server: ScriptedServer) -> None:
     with pytest.raises(DeploymentError):
         _client(server).models.list(request_options={"maxRetries": 0})
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("operation", ["chat", "responses"])
+def test_replay_safe_post_with_idempotency_key_is_retried_after_a_dropped_connection(
+    server: ScriptedServer, operation: str
+) -> None:
+    def drop(exchange: Exchange) -> None:
+        exchange.drop()
+
+    path = "/v1/chat/completions" if operation == "chat" else "/v1/responses"
+    server.on("POST", path, drop, json_handler({"id": "x"}))
+    client = _client(server)
+    options = {"idempotency_key": "key-2"}
+    if operation == "chat":
+        result = client.chat.completions.create(model="m", messages=MESSAGES, request_options=options)
+    else:
+        result = client.responses.create(model="m", input="hi", request_options=options)
+    assert result["id"] == "x"
+    assert [r.headers["idempotency-key"] for r in server.requests] == ["key-2", "key-2"]
+    assert server.requests[0].body == server.requests[1].body
+
+
+def test_key_in_use_is_retried_and_key_reused_is_not(server: ScriptedServer) -> None:
+    in_use = error_handler(409, {"type": "idempotency_key_in_use", "message": "in flight"})
+    server.on("POST", "/v1/responses", in_use, json_handler({"id": "r"}))
+    client = _client(server)
+    assert client.responses.create(model="m", input="x", request_options={"idempotency_key": "k"})["id"] == "r"
+    assert len(server.requests) == 2
+    reused = error_handler(422, {"type": "idempotency_key_reused", "message": "other body"})
+    server.on("POST", "/v1/responses", reused, json_handler({"id": "r"}))
+    with pytest.raises(ConflictError) as caught:
+        client.responses.create(model="m", input="y", request_options={"idempotency_key": "k"})
+    assert caught.value.type == "idempotency_key_reused"
+    assert len(server.requests) == 3
