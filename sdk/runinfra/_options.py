@@ -58,6 +58,7 @@ SDK_CONTROLLED_HEADERS = frozenset(
 FORBIDDEN_HEADERS = frozenset(
     {
         "host",
+        "accept-encoding",  # the transport sends identity and never decodes gzip: a second value breaks bodies
         "cookie",
         "content-length",
         "transfer-encoding",

@@ -124,6 +124,7 @@ def test_unknown_direct_fields_fail_before_the_network(server: ScriptedServer, c
         ({"headers": {"X-RunInfra-SDK": "x"}}, "headers"),
         ({"headers": {"X-RunInfra-SDK-Version": "x"}}, "headers"),
         ({"headers": {"Host": "x"}}, "headers"),
+        ({"headers": {"Accept-Encoding": "gzip"}}, "headers"),
         ({"headers": {"Cookie": "x"}}, "headers"),
         ({"headers": {"Content-Length": "1"}}, "headers"),
         ({"headers": {"Transfer-Encoding": "chunked"}}, "headers"),
