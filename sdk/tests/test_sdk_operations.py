@@ -6,7 +6,7 @@ import json
 
 import pytest
 from runinfra import AudioResponse, RunInfra, RunInfraError, __version__
-from sdk_servers import API_KEY, Exchange, ScriptedServer, json_handler
+from sdk_servers import API_KEY, Exchange, ScriptedServer, json_handler, sse_frames, sse_handler
 
 CHAT = {
     "id": "chatcmpl-1",
@@ -213,3 +213,29 @@ def test_custom_transport_can_stream_chunks() -> None:
     assert stream.request_id == "req_s"
     assert list(stream) == [{"n": 1}, {"n": 2}]
     assert closed
+
+
+def test_every_operation_sends_the_sdk_headers_and_a_fresh_client_request_id(server: ScriptedServer) -> None:
+    for method, path in (("GET", "/v1/pipe_1/models"), ("GET", "/v1/pipe_1/models/m"),
+                         ("POST", "/v1/pipe_1/responses"), ("POST", "/v1/pipe_1/embeddings"),
+                         ("POST", "/v1/pipe_1/images/generations"), ("POST", "/v1/pipe_1/audio/transcriptions"),
+                         ("POST", "/v1/pipe_1/pipeline")):  # fmt: skip
+        server.on(method, path, json_handler({"id": "x"}))
+    server.on("POST", "/v1/pipe_1/chat/completions", sse_handler(sse_frames([{"id": "c"}])))
+    server.on("POST", "/v1/pipe_1/audio/speech", lambda ex: ex.respond(200, b"RIFF", content_type="audio/wav"))
+    with RunInfra(api_key=API_KEY, base_url=server.url, pipeline_id="pipe_1", max_retries=0) as client:
+        client.models.list()
+        client.models.retrieve("m")
+        list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True))
+        client.responses.create(model="m", input="x")
+        client.embeddings.create(model="e", input="x")
+        client.images.generate(model="i", prompt="x")
+        client.audio.speech.create(model="t", input="x", voice="v")
+        client.audio.transcriptions.create(model="w", file=b"x")
+        client.voice.pipeline.create(audio=b"RIFF")
+    assert len(server.requests) == 9
+    for sent in server.requests:
+        assert sent.headers["x-runinfra-sdk"] == "python", sent.path
+        assert sent.headers["x-runinfra-sdk-version"] == __version__, sent.path
+        assert len(sent.headers["x-client-request-id"]) == 36, sent.path
+    assert len({sent.headers["x-client-request-id"] for sent in server.requests}) == 9
