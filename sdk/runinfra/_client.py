@@ -14,6 +14,7 @@ from ._errors import (
     RunInfraStreamParseError,
     RunInfraTransportError,
     invalid_options,
+    printable,
     raise_unchained,
     redact,
     redact_decoded,
@@ -58,6 +59,11 @@ def _check_api_key(api_key: object) -> str:
         # Never echo the value: it is a secret even when malformed.
         raise invalid_options("api_key must be printable ASCII without spaces", param="api_key")
     return api_key
+
+
+def _loggable(text: Optional[str]) -> Optional[str]:
+    # Server text in a log line: an escape sequence must not drive the terminal that shows the log.
+    return None if text is None else printable(text)
 
 
 def _noop() -> None:
@@ -183,7 +189,7 @@ class _Core:
                     self._path(url),
                     status,
                     (time.perf_counter() - started) * 1000,
-                    header_value(response.headers, "x-request-id"),
+                    _loggable(header_value(response.headers, "x-request-id")),
                     client_request_id,
                 )
             if 200 <= status < 300:

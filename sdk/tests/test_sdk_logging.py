@@ -55,3 +55,14 @@ def test_runinfra_log_env_enables_stderr_logging(server: ScriptedServer, tmp_pat
         check=True,
     )
     assert quiet.stderr == ""
+
+
+def test_server_text_in_log_lines_is_made_inert(server: ScriptedServer, caplog: pytest.LogCaptureFixture) -> None:
+    # x-request-id is the server's text: an ANSI escape in it must not drive the terminal where the
+    # SDK's log lines are read.
+    caplog.set_level(logging.DEBUG, logger="runinfra")
+    server.on("GET", "/v1/models", json_handler({"data": []}, request_id="req\x1b[2J\x1b]0;owned\x07"))
+    RunInfra(api_key=API_KEY, base_url=server.url).models.list()
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "request_id=req\\x1b[2J\\x1b]0;owned\\x07" in text
+    assert "\x1b" not in text
