@@ -78,6 +78,7 @@ def test_refused(raw: str) -> None:
         RunInfra(api_key=API_KEY, base_url=raw)
     assert caught.value.type == "invalid_request_options"
     assert caught.value.param == "base_url"
+    assert "@" not in str(caught.value)  # user names and passwords in the URL are never echoed
     assert API_KEY not in str(caught.value)
 
 

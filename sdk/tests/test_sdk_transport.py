@@ -204,7 +204,8 @@ def test_http_through_a_forwarding_proxy_and_no_proxy(
 
 @pytest.mark.parametrize(
     "value",
-    ["socks5://127.0.0.1:1080", "http://127.0.0.1:\u00b2", "http://127.0.0.1:99999", "http://:8080"],
+    ["socks5://127.0.0.1:1080", "http://127.0.0.1:\u00b2", "http://127.0.0.1:99999", "http://:8080",
+     "socks5://user:hunter2@127.0.0.1:1080", "http://user:hunter2@127.0.0.1:99999"],
 )
 def test_bad_proxy_variable_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
     monkeypatch.setenv("HTTPS_PROXY", value)  # "²" passes str.isdigit() and fails int()
@@ -212,6 +213,8 @@ def test_bad_proxy_variable_is_refused(monkeypatch: pytest.MonkeyPatch, value: s
         RunInfra(api_key=API_KEY)
     assert caught.value.type == "invalid_request_options"
     assert caught.value.param == "HTTPS_PROXY"
+    assert "hunter2" not in str(caught.value)  # the proxy password is never echoed
+    assert "hunter2" not in repr(caught.value)
 
 
 def test_fork_gives_the_child_fresh_pools(server: ScriptedServer) -> None:
