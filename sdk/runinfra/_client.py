@@ -40,7 +40,7 @@ from ._wire import RunInfraRequest, RunInfraResponse, header_value
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Mapping, Optional, Union
+    from typing import Any, Callable, Collection, Dict, Mapping, Optional, Union
 
 __all__ = ["RunInfra"]
 
@@ -275,7 +275,8 @@ class _Core:
         content_type = header_value(response.headers, "content-type") or "application/octet-stream"
         return AudioResponse(response.read(), content_type, header_value(response.headers, "x-request-id"))
 
-    def stream_result(self, response: RunInfraResponse) -> RunInfraStream:
+    def stream_result(self, response: RunInfraResponse, final_types: Collection[str] = ()) -> RunInfraStream:
+        """The response's events; it must end at ``[DONE]`` or after an event of ``final_types``."""
         request_id = header_value(response.headers, "x-request-id")
         body = response.body
         close_body: Callable[[], None] = _noop
@@ -304,6 +305,7 @@ class _Core:
             remainder=chunks,
             close_body=close_body,
             secret=self.secret_bytes,
+            final_types=final_types,
         )
         return RunInfraStream(events, request_id, close_body)
 

@@ -347,6 +347,10 @@ _RESPONSES_FIELDS = frozenset(
 )  # fmt: skip
 
 
+# A Responses stream ends after one of these (it has no "data: [DONE]"); ending sooner is a cut stream.
+_RESPONSES_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
 class Responses:
     """``client.responses``: the Responses-style adapter over chat completions."""
 
@@ -444,7 +448,7 @@ class Responses:
                 "POST", "/responses", payload, _JSON, options, replay_safe=False, stream=True,
                 accept="text/event-stream",
             )  # fmt: skip
-            return core.stream_result(response)
+            return core.stream_result(response, _RESPONSES_FINAL_EVENTS)
         replay_safe = options.idempotency_key is not None
         response = core.send("POST", "/responses", payload, _JSON, options, replay_safe=replay_safe)
         result: ResponsesCreateResponse = core.json_result(response)

@@ -7,11 +7,11 @@ event dispatched at a blank line only when it has data) over arbitrary chunk bou
 
 from __future__ import annotations
 
-from ._errors import RunInfraStreamParseError, redact_decoded
+from ._errors import RunInfraConnectionError, RunInfraStreamParseError, redact_decoded
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs more startup than the whole SDK
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple
+    from typing import Any, Callable, Collection, Dict, Iterable, Iterator, Optional, Tuple
 
 __all__ = ["RunInfraStream", "iter_json_events", "iter_sse"]
 
@@ -112,6 +112,7 @@ def iter_json_events(
     remainder: Optional[Iterator[bytes]] = None,
     close_body: Callable[[], None] = lambda: None,
     secret: Optional[bytes] = None,
+    final_types: Optional[Collection[str]] = None,
 ) -> Iterator[Dict[str, Any]]:
     """Decode each event's data as a JSON object; stop at ``[DONE]``.
 
@@ -119,11 +120,15 @@ def iter_json_events(
     handed to ``raise_error``, which raises the typed gateway error. After ``[DONE]`` the
     rest of the body (``remainder``) is drained so its connection can be reused; on any
     early exit ``close_body`` releases it. ``secret`` is redacted from frames (a server
-    echoing a key back must not put it in the caller's objects).
+    echoing a key back must not put it in the caller's objects). With ``final_types``, the
+    stream must end at ``[DONE]`` or after an event of one of those types: a body that ends
+    cleanly sooner was cut, and reading it as a complete answer would hide that.
     """
     from ._json import decode_json as loads
 
     secret_text = secret.decode("ascii") if secret else None
+    complete = final_types is None
+    finals: Collection[str] = final_types or ()
     try:
         for event, data in events:
             if data == _DONE:
@@ -145,7 +150,12 @@ def iter_json_events(
             if payload.get("error") is not None or event == "error" or payload.get("type") == "error":
                 error = payload.get("error")
                 raise_error(error if isinstance(error, dict) else payload, event)
+            if not complete:
+                kind = payload.get("type")
+                complete = isinstance(kind, str) and kind in finals
             yield payload
+        if not complete:
+            raise RunInfraConnectionError("the event stream ended before its final event", request_id=request_id)
     finally:
         close_body()
 

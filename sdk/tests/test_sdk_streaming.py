@@ -284,3 +284,23 @@ def test_a_chunk_with_a_null_error_field_is_data_not_an_error(server: ScriptedSe
     chunks = [{"id": "c", "choices": [{"index": 0, "delta": {"content": "hi"}}], "error": None}]
     server.on("POST", "/v1/chat/completions", sse_handler(sse_frames(chunks)))
     assert list(_client(server).chat.completions.create(model="m", messages=MESSAGES, stream=True)) == chunks
+
+
+def test_a_stream_cut_at_an_event_boundary_is_not_a_complete_answer(server: ScriptedServer) -> None:
+    # A body that ends cleanly before the chat stream's "data: [DONE]" (or before the Responses stream's
+    # final response.* event) is a cut answer, not a short one: it must not read as complete.
+    server.on("POST", "/v1/chat/completions", sse_handler(sse_frames(CHUNKS[:3], done=False)))
+    stream = _client(server).chat.completions.create(model="m", messages=MESSAGES, stream=True)
+    assert [next(stream) for _ in range(3)] == CHUNKS[:3]
+    with pytest.raises(RunInfraConnectionError) as caught:
+        next(stream)
+    assert caught.value.request_id == "req_stream"
+
+    delta = b'data: {"type": "response.output_text.delta", "delta": "Hi"}\n\n'
+    server.on("POST", "/v1/responses", sse_handler(delta))
+    with pytest.raises(RunInfraConnectionError):
+        list(_client(server).responses.create(model="m", input="x", stream=True))
+    for final in ("response.completed", "response.incomplete", "response.failed"):
+        last = b'data: {"type": "%s", "response": {}}\n\n' % final.encode()
+        server.on("POST", "/v1/responses", sse_handler(delta + last))
+        assert len(list(_client(server).responses.create(model="m", input="x", stream=True))) == 2
