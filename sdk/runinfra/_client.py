@@ -174,7 +174,7 @@ class _Core:
             try:
                 response = self._call_transport(request)
             except RunInfraTransportError as transport_error:
-                if not retry.is_retry_after_transport_error(replay_safe):
+                if not retry.is_retry_after_transport_error(replay_safe, transport_error._transient):
                     raise
                 delay = retry.get_backoff_time()
                 self._log_retry(method, url, transport_error.__class__.__name__, delay, retry)

@@ -201,6 +201,7 @@ class RunInfraTransportError(RunInfraError):
     """The request or its response body failed below HTTP."""
 
     default_type = "transport_error"
+    _transient = True  # False where a retry would only repeat the failure (see ``permanent``)
 
 
 class RunInfraConnectionError(RunInfraTransportError):
@@ -228,6 +229,13 @@ class WebhookVerificationError(RunInfraError):
     """A webhook delivery's signature, timestamp or JSON did not verify."""
 
     default_type = "webhook_verification_error"
+
+
+def permanent(error: RunInfraTransportError) -> RunInfraTransportError:
+    """``error`` marked as one a retry cannot mend: an oversized body, a refused certificate, a
+    closed client fail the same way again, after another download or handshake and a sleep."""
+    error._transient = False
+    return error
 
 
 def invalid_options(message: str, *, param: Optional[str] = None) -> RunInfraError:
@@ -346,7 +354,9 @@ def translate_transport_error(
         )
     if name == "SSLCertVerificationError":
         detail = redact(str(getattr(exc, "verify_message", "") or exc), secret)
-        return RunInfraConnectionError(f"TLS certificate verification failed: {detail}", request_id=request_id)
+        return permanent(
+            RunInfraConnectionError(f"TLS certificate verification failed: {detail}", request_id=request_id)
+        )
     module = exc.__class__.__module__
     if isinstance(exc, OSError) or module in ("http.client", "ssl"):
         detail = redact(str(exc), secret)[:200]

@@ -93,9 +93,9 @@ class Retry:
             return False
         return status in RETRYABLE_STATUSES and error_type not in NON_RETRYABLE_TYPES
 
-    def is_retry_after_transport_error(self, replay_safe: bool) -> bool:
-        """Connection failures and timeouts are transient: retried when replay is safe."""
-        return replay_safe and not self.exhausted
+    def is_retry_after_transport_error(self, replay_safe: bool, transient: bool = True) -> bool:
+        """Transient connection failures and timeouts are retried when replay is safe."""
+        return transient and replay_safe and not self.exhausted
 
     def get_backoff_time(self) -> float:
         """Bounded exponential backoff: base, 2 * base, 4 * base, … capped at 8 seconds."""

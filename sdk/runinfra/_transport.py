@@ -21,7 +21,7 @@ import io
 import os
 from time import monotonic
 
-from ._errors import RunInfraConnectionError, map_transport_errors, redact_headers
+from ._errors import RunInfraConnectionError, map_transport_errors, permanent, redact_headers
 from ._proxy import Proxy, ProxySettings, proxy_settings_from_env
 from ._wire import RunInfraRequest, RunInfraResponse
 
@@ -168,7 +168,7 @@ class HTTPTransport:
 
     def _checkout(self, origin: _Origin, timeout: float) -> _Connection:
         if self._closed:
-            raise RunInfraConnectionError("the client is closed")
+            raise permanent(RunInfraConnectionError("the client is closed"))
         idle = origin.idle
         while True:
             try:
@@ -311,8 +311,10 @@ def _read_body(response: Any, request_id: Optional[str], limit: int) -> bytes:
     length = response.length
     if length is not None:
         if length > limit:
-            raise RunInfraConnectionError(
-                f"the response declares {length} bytes, over the {limit}-byte limit", request_id=request_id
+            raise permanent(
+                RunInfraConnectionError(
+                    f"the response declares {length} bytes, over the {limit}-byte limit", request_id=request_id
+                )
             )
         return response.read()  # type: ignore[no-any-return]
     parts = []
@@ -323,7 +325,9 @@ def _read_body(response: Any, request_id: Optional[str], limit: int) -> bytes:
             break
         size += len(part)
         if size > limit:
-            raise RunInfraConnectionError(f"the response is over the {limit}-byte limit", request_id=request_id)
+            raise permanent(
+                RunInfraConnectionError(f"the response is over the {limit}-byte limit", request_id=request_id)
+            )
         parts.append(part)
     response.read()  # consume the end of the message (trailers) so the connection is reusable
     return b"".join(parts)

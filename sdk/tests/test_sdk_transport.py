@@ -285,3 +285,23 @@ def test_endless_header_line_is_a_connection_error(server: ScriptedServer) -> No
     server.on("GET", "/v1/models", endless)
     with pytest.raises(RunInfraConnectionError):
         _client(server).models.list()
+
+
+def test_failures_a_retry_cannot_mend_are_not_retried(server: ScriptedServer, tls_server: ScriptedServer) -> None:
+    # An oversized body, a refused certificate and a closed client fail the same way every time:
+    # retrying only repeats the download or the handshake, after a sleep.
+    server.on("GET", "/v1/models", lambda exchange: exchange.respond(200, b"x" * 5000))
+    transport = HTTPTransport(max_response_bytes=4096)
+    client = RunInfra(api_key=API_KEY, base_url=server.url, max_retries=2, retry_base_seconds=0.5, transport=transport)
+    started = time.monotonic()
+    with pytest.raises(RunInfraConnectionError):
+        client.models.list()
+    assert len(server.requests) == 1
+    transport.close()
+    with pytest.raises(RunInfraConnectionError):
+        client.models.list()
+    tls_server.on("GET", "/v1/models", MODELS)
+    with pytest.raises(RunInfraConnectionError) as refused:
+        _client(tls_server, max_retries=2, retry_base_seconds=0.5).models.list()  # the test CA is not trusted
+    assert "certificate" in refused.value.message.lower()
+    assert time.monotonic() - started < 0.5
