@@ -239,3 +239,20 @@ def test_every_operation_sends_the_sdk_headers_and_a_fresh_client_request_id(ser
         assert sent.headers["x-runinfra-sdk-version"] == __version__, sent.path
         assert len(sent.headers["x-client-request-id"]) == 36, sent.path
     assert len({sent.headers["x-client-request-id"] for sent in server.requests}) == 9
+
+
+def test_the_documented_public_names_are_exported() -> None:
+    import runinfra
+
+    errors = ["AuthenticationError", "PermissionDeniedError", "RateLimitError", "InsufficientCreditsError",
+              "DeploymentError", "ModelNotFoundError", "RunInfraTimeoutError", "RunInfraConnectionError",
+              "RunInfraStreamParseError", "UnsupportedOperationError", "WebhookVerificationError"]  # fmt: skip
+    contracts = ["ModelListResponse", "ModelObject", "ResponsesCreateResponse", "ChatCompletionResponse",
+                 "EmbeddingResponse", "TranscriptionResponse", "ImageGenerationResponse"]  # fmt: skip
+    others = ["RunInfra", "RunInfraError", "RunInfraStream", "construct_webhook_event", "verify_webhook_signature"]
+    for name in errors + contracts + others:
+        assert name in runinfra.__all__, name
+        assert getattr(runinfra, name) is not None, name
+    for name in errors:
+        assert issubclass(getattr(runinfra, name), runinfra.RunInfraError), name
+    assert not hasattr(runinfra, "AsyncRunInfra")  # async clients are outside the public surface
