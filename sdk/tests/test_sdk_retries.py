@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from email.utils import formatdate
+from typing import Any
 
 import pytest
 from runinfra import (
@@ -64,6 +65,14 @@ def _client(server: ScriptedServer, **kw: object) -> RunInfra:
     return RunInfra(api_key=API_KEY, base_url=server.url, **options)  # type: ignore[arg-type]
 
 
+def _create_keyed(client: RunInfra, operation: str, key: str) -> Any:
+    """A chat completion or a response (``operation``) sent with an idempotency key."""
+    options = {"idempotency_key": key}
+    if operation == "chat":
+        return client.chat.completions.create(model="m", messages=MESSAGES, request_options=options)
+    return client.responses.create(model="m", input="hi", request_options=options)
+
+
 def test_get_is_retried_with_the_same_client_request_id(server: ScriptedServer) -> None:
     server.on("GET", "/v1/models", BUSY, BUSY, json_handler({"object": "list", "data": []}))
     assert _client(server).models.list()["data"] == []
@@ -89,12 +98,7 @@ def test_post_without_idempotency_key_is_sent_once(server: ScriptedServer) -> No
 def test_replay_safe_post_with_idempotency_key_is_retried(server: ScriptedServer, operation: str) -> None:
     path = "/v1/chat/completions" if operation == "chat" else "/v1/responses"
     server.on("POST", path, BUSY, json_handler({"id": "x"}, headers={"X-RunInfra-Idempotent-Replay": "true"}))
-    client = _client(server)
-    options = {"idempotency_key": "key-1"}
-    if operation == "chat":
-        result = client.chat.completions.create(model="m", messages=MESSAGES, request_options=options)
-    else:
-        result = client.responses.create(model="m", input="hi", request_options=options)
+    result = _create_keyed(_client(server), operation, "key-1")
     assert result["_idempotent_replay"] is True
     assert [r.headers["idempotency-key"] for r in server.requests] == ["key-1", "key-1"]
 
@@ -185,12 +189,7 @@ def test_replay_safe_post_with_idempotency_key_is_retried_after_a_dropped_connec
 
     path = "/v1/chat/completions" if operation == "chat" else "/v1/responses"
     server.on("POST", path, drop, json_handler({"id": "x"}))
-    client = _client(server)
-    options = {"idempotency_key": "key-2"}
-    if operation == "chat":
-        result = client.chat.completions.create(model="m", messages=MESSAGES, request_options=options)
-    else:
-        result = client.responses.create(model="m", input="hi", request_options=options)
+    result = _create_keyed(_client(server), operation, "key-2")
     assert result["id"] == "x"
     assert [r.headers["idempotency-key"] for r in server.requests] == ["key-2", "key-2"]
     assert server.requests[0].body == server.requests[1].body
