@@ -19,10 +19,10 @@ streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
 The "pair" row is the median of the per-round differences, with its 95 %
 confidence interval. The interval covers the noise within one run, not what
-moves between runs (where the processes land on the CPUs, the host's load):
-measured here, the default image row read +2.9 % (interval +2.1 to +3.8 %)
-in one run and +6.9 % (+6.2 to +7.4 %) in another of the same code. Repeat a
-run before quoting a row near its target.
+differs between runs: measured here, the default image row read +6.9 %
+(interval +6.2 to +7.4 %) with the images alone and +2.9 % (+2.1 to +3.8 %)
+with every engine loaded (a loaded chat model slows the in-process image
+path more than the gateway's). Quote a short row from an ``--only`` run.
 
     python bench/embedded/run.py [--rounds 7] [--latency-seconds 2] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
