@@ -51,6 +51,7 @@ from urllib.parse import urlsplit
 import tomllib
 
 from runinfra_gateway.backends.base import OPERATIONS
+from runinfra_gateway.real_numbers import is_number
 from runinfra_gateway.webhooks.settings import WebhookSettings
 
 __all__ = [
@@ -239,7 +240,7 @@ def _opt_int(table: Mapping[str, Any], key: str, where: str) -> int | None:
 
 def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+    if not is_number(value) or not 0 <= value < math.inf:
         raise ConfigError(f"{where}.{key}: expected a finite number >= 0, got {value!r}")
     return float(value)
 

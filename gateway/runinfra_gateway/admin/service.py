@@ -19,6 +19,7 @@ from runinfra_gateway.admin.events import emit
 from runinfra_gateway.auth import KeyRecord, digest, display_prefix, new_api_key, new_id
 from runinfra_gateway.deployment_secrets import seal_definition
 from runinfra_gateway.pipeline_table import Pipeline
+from runinfra_gateway.real_numbers import is_number
 from runinfra_gateway.registry import DeploymentRuntime, runtime_for
 from runinfra_gateway.settings import (
     PIPELINE_STAGES,
@@ -80,7 +81,7 @@ def _number(payload: Mapping[str, Any], name: str, *, required: bool = False) ->
         if required:
             raise _bad(f"'{name}' is required.", name, "missing_field")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+    if not is_number(value) or value != value:
         raise _bad(f"'{name}' must be a number.", name)
     if abs(value) > _MAX_CENTS:
         raise _bad(f"'{name}' must be from -{_MAX_CENTS:,.0f} to {_MAX_CENTS:,.0f} cents.", name)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from runinfra_gateway.real_numbers import is_number
+
 __all__ = ["completion_fault", "embeddings_fault", "transcription_fault"]
 
 
@@ -89,10 +91,6 @@ def transcription_fault(result: Mapping[str, Any]) -> str | None:
     for index, segment in enumerate(segments):
         if not isinstance(segment, dict) or not isinstance(segment.get("text"), str):
             return f"segments[{index}] has no 'text'"
-        if not all(_is_number(segment.get(key)) for key in ("start", "end")):
+        if not all(is_number(segment.get(key)) for key in ("start", "end")):
             return f"segments[{index}] has no numeric 'start' and 'end'"
     return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -6,12 +6,14 @@ URL that might carry one), so a bad config fails at start with a clear line.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
 from runinfra_gateway.backends._replicas import POLICIES
+from runinfra_gateway.real_numbers import is_number
 
 __all__ = ["UpstreamConfig"]
 
@@ -64,7 +66,7 @@ class UpstreamConfig:
         if isinstance(max_response_bytes, bool) or not isinstance(max_response_bytes, int) or max_response_bytes < 1024:
             raise ValueError(f"{where}: 'max_response_bytes' must be an integer of at least 1024")
         interval = table.get("health_check_interval_seconds", 10.0)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 <= interval < float("inf"):
+        if not is_number(interval) or not 0 <= interval < math.inf:
             raise ValueError(f"{where}: 'health_check_interval_seconds' must be a finite number >= 0 (0 disables)")
         return cls(
             base_urls=urls,
@@ -134,6 +136,6 @@ def _optional_str(table: Mapping[str, Any], key: str, where: str) -> str | None:
 
 def _seconds(table: Mapping[str, Any], key: str, default: float, where: str) -> float:
     value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+    if not is_number(value) or not 0 < value < math.inf:
         raise ValueError(f"{where}: '{key}' must be a positive number of seconds")
     return float(value)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Mapping
 
+from runinfra_gateway.real_numbers import is_finite_number
+
 __all__ = [
     "DEFAULT_OUTPUT_TOKEN_CAP",
     "MICROCENTS_PER_CENT",
@@ -245,7 +247,7 @@ def _estimate_speech(body: Mapping[str, Any]) -> Usage:
 def _estimate_transcription(body: Mapping[str, Any]) -> Usage:
     """Bound the audio length: a known duration, else the upload size at the lowest plausible bitrate."""
     duration = body.get("duration_seconds")
-    if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration):
+    if is_finite_number(duration):
         seconds = max(0.0, float(duration))
     else:
         upload = body.get("file")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runinfra_gateway.real_numbers import is_number
+
 __all__ = ["MAX_REPORTED_COUNT", "MAX_REPORTED_SECONDS", "reported_count", "reported_seconds", "reported_tokens"]
 
 #: Also the bound of the request log's token columns (32-bit INTEGER on PostgreSQL).
@@ -20,7 +22,7 @@ MAX_REPORTED_SECONDS = 7 * 86_400.0
 
 def reported_count(value: object) -> int | None:
     """``value`` as a count (tokens, characters) when it is a whole number from 0 to ``MAX_REPORTED_COUNT``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     if isinstance(value, float) and not value.is_integer():
         return None
@@ -29,7 +31,7 @@ def reported_count(value: object) -> int | None:
 
 def reported_seconds(value: object) -> float | None:
     """``value`` as a duration when it is a number of seconds from 0 to ``MAX_REPORTED_SECONDS``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         return None
     return float(value) if 0 <= value <= MAX_REPORTED_SECONDS else None
 

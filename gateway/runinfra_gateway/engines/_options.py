@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..real_numbers import is_number
+
 __all__ = ["EngineOptions"]
 
 
@@ -41,7 +43,7 @@ class EngineOptions:
     def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
         value = self._table.get(key, default)
         # TOML has nan and inf: a NaN passes every comparison false, so a nan limit would be no limit.
-        if isinstance(value, bool) or not isinstance(value, int | float) or not minimum <= value < math.inf:
+        if not is_number(value) or not minimum <= value < math.inf:
             raise ValueError(f"deployment {self.deployment_id!r}: {key!r} must be a finite number >= {minimum:g}")
         return float(value)
 

@@ -7,11 +7,11 @@ these checks guard the values an engine is about to use, so a bad value is a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from .. import errors
+from ..real_numbers import is_finite_number
 
 __all__ = ["choice", "integer", "number", "required_text", "valid_unicode"]
 
@@ -20,7 +20,7 @@ def number(body: Mapping[str, Any], name: str, default: float, *, low: float, hi
     value = body.get(name)
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise errors.invalid_request(f"{name!r} must be a number.", param=name)
     if not low <= value <= high:
         raise errors.invalid_request(f"{name!r} must be between {low} and {high}.", param=name)

@@ -19,6 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from runinfra_gateway import errors
+from runinfra_gateway.real_numbers import is_number
 from runinfra_gateway.store import Database
 from runinfra_gateway.store.models import Workspace
 from runinfra_gateway.webhooks.events import new_id, validate_event_filter
@@ -279,7 +280,7 @@ class WebhookService:
     async def rotate_secret(self, endpoint_id: str, *, overlap_seconds: object = None) -> EndpointView:
         """A new secret (returned once); the old one keeps signing for ``overlap_seconds``."""
         overlap = self.settings.rotation_overlap_seconds if overlap_seconds is None else overlap_seconds
-        if isinstance(overlap, bool) or not isinstance(overlap, (int, float)) or not 0 <= overlap <= 30 * 86_400:
+        if not is_number(overlap) or not 0 <= overlap <= 30 * 86_400:
             raise errors.invalid_request(
                 "overlap_seconds must be a number from 0 to 2592000 (30 days).", param="overlap_seconds"
             )
@@ -397,7 +398,7 @@ class WebhookService:
 
     async def set_credits_low_threshold(self, workspace_id: str, cents: object) -> dict[str, Any]:
         """The balance (cents) under which ``credits.low`` fires for ``workspace_id``."""
-        if isinstance(cents, bool) or not isinstance(cents, (int, float)) or not 0 <= cents <= 10**12:
+        if not is_number(cents) or not 0 <= cents <= 10**12:
             raise errors.invalid_request("cents must be a non-negative number.", param="cents")
         microcents = round(cents * 1_000_000)
 

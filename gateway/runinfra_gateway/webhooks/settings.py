@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
+
+from runinfra_gateway.real_numbers import is_finite_number
 
 __all__ = ["DEFAULT_RETRY_SCHEDULE", "IPNetwork", "WebhookSettings", "normalize_host"]
 
@@ -162,7 +163,7 @@ def _strings(name: str, table: Mapping[str, Any]) -> list[str]:
 
 def _finite(name: str, value: Any) -> float:
     """A TOML number as a float; a string, a boolean, nan or inf is refused (nan passes every range check)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValueError(f"webhooks.{name} must be a finite number, got {value!r}")
     return float(value)
 
