@@ -19,10 +19,10 @@ streaming chat the time-to-first-token difference and the inter-token cadence
 (tokens must reach the client as they are generated, with no batching).
 The "pair" row is the median of the per-round differences, with its 95 %
 confidence interval. The interval covers the noise within one run, not what
-differs between runs: measured here, the default image row read +6.9 %
-(interval +6.2 to +7.4 %) with the images alone and +2.9 % (+2.1 to +3.8 %)
-with every engine loaded (a loaded chat model slows the in-process image
-path more than the gateway's). Quote a short row from an ``--only`` run.
+differs between runs: on one 2-vCPU VM the same code's default image row
+read +6.5 % to +7.6 % on one day and +3.3 % to +4.0 % the next (intervals
+about one point wide), with or without the other engines loaded. Quote
+several runs.
 
     python bench/embedded/run.py [--rounds 7] [--latency-seconds 2] [--stream-rounds 30] [--throughput-seconds 3]
                                  [--only chat,stream,embeddings,speech,transcription,images]
