@@ -171,18 +171,28 @@ class WorkerPool(Generic[M]):
 
     async def run(self, fn: Callable[[M], T]) -> T:
         """Run ``fn(model)`` on a worker and return its result."""
+        return await self.run_cancellable(lambda model, _cancelled: fn(model))
+
+    async def run_cancellable(self, fn: Callable[[M, threading.Event], T]) -> T:
+        """Run ``fn(model, cancelled)`` on a worker and return its result.
+
+        ``cancelled`` is set when the caller stops waiting (its client went away): long work that
+        checks it, a generation token by token, stops there and frees the worker for the next job.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
+        job = _Job(lambda model: None, lambda exc: _deliver(loop, _set_exception, future, exc),
+                   abandoned=future.cancelled)
 
         def run(model: M) -> None:
             try:
-                value = fn(model)
+                value = fn(model, job.cancelled)
             except BaseException as exc:
                 _deliver(loop, _set_exception, future, exc)
             else:
                 _deliver(loop, _set_result, future, value)
 
-        job = _Job(run, lambda exc: _deliver(loop, _set_exception, future, exc), abandoned=future.cancelled)
+        job.run = run
         self._submit(job)
         try:
             return await future

@@ -4,8 +4,9 @@ Generation is a token loop on a worker thread: every token is detokenized
 (UTF-8 split across tokens is held back), checked against ``stop`` strings
 (text that might start a stop string is held back until it cannot) and, when
 streaming, handed to the event loop at once, so a client sees tokens as the
-model makes them. Closing the stream sets a flag the loop checks per token,
-which stops generation and frees the worker for the next request.
+model makes them. Closing the stream, or cancelling a non-stream request
+(its client went away), sets a flag the loop checks per token, which stops
+generation and frees the worker for the next request.
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ class LlamaChatEngine:
 
     async def complete(self, body: Mapping[str, Any]) -> dict[str, Any]:
         params = self._parse(body)
-        gen = await self.pool.run(lambda model: self._generate(model, params, None, threading.Event()))
+        gen = await self.pool.run_cancellable(lambda model, cancelled: self._generate(model, params, None, cancelled))
         return {
             "id": _completion_id(),
             "object": "chat.completion",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -217,6 +218,29 @@ def test_a_cancelled_waiter_leaves_no_work_behind(loop: Loop) -> None:
     try:
         loop.run(scenario())
         assert ran == [3]
+    finally:
+        pool.close()
+
+
+def test_a_waiter_that_goes_away_tells_its_running_job_to_stop(loop: Loop) -> None:
+    started = threading.Event()
+    pool: WorkerPool[str] = WorkerPool("stoppable", lambda: "model", workers=1, queue_size=1)
+
+    def until_cancelled(model: str, cancelled: threading.Event) -> str:
+        started.set()
+        return "stopped" if cancelled.wait(30) else "ran to the end"
+
+    async def scenario() -> str:
+        waiting = asyncio.ensure_future(pool.run_cancellable(until_cancelled))
+        await asyncio.to_thread(started.wait, 30)
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        # The only worker is free again at once, not after the 30 s the job would have run.
+        return await asyncio.wait_for(pool.run(lambda model: model), timeout=5)
+
+    try:
+        assert loop.run(scenario()) == "model"
     finally:
         pool.close()
 

@@ -17,6 +17,13 @@ QUESTION = [
     {"role": "user", "content": "What is the capital of France?"},
 ]
 
+# Far longer than the tests that stop it wait for.
+LONG_STORY = {
+    "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
+    "temperature": 0,
+    "max_tokens": 1500,
+}
+
 
 async def _collect(backend: EmbeddedBackend, body: dict[str, Any]) -> list[ChatChunk]:
     return [chunk async for chunk in backend.chat_stream(body)]
@@ -159,14 +166,9 @@ def test_a_huge_message_is_refused_by_its_size_and_one_near_the_window_is_counte
 def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat: EmbeddedBackend) -> None:
     engine = chat.engine
     before = dict(engine.counters)
-    body = {
-        "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
-        "temperature": 0,
-        "max_tokens": 1500,
-    }
 
     async def read_a_few_then_close() -> int:
-        stream = chat.chat_stream(body)
+        stream = chat.chat_stream(LONG_STORY)
         seen = 0
         async for _chunk in stream:
             seen += 1
@@ -184,6 +186,32 @@ def test_closing_the_stream_stops_generation_and_frees_the_slot(loop: Loop, chat
     stopped_after = after["cancelled_tokens"] - before["cancelled_tokens"]
     assert 3 <= stopped_after < 1500, stopped_after
     assert time.monotonic() - started < 120
+
+
+def test_a_non_stream_caller_that_goes_away_stops_generation_and_frees_the_slot(
+    loop: Loop, chat: EmbeddedBackend
+) -> None:
+    # The request path cancels the request's task when its client disconnects; the generation must stop
+    # with it rather than run on to max_tokens while the next request waits for the worker.
+    import asyncio
+    import contextlib
+
+    engine = chat.engine
+    before = dict(engine.counters)
+
+    async def start_then_go_away() -> None:
+        waiting = asyncio.ensure_future(chat.chat(LONG_STORY))
+        await asyncio.sleep(0.5)  # the only worker has taken it and is generating
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+    loop.run(start_then_go_away())
+    answer = loop.run(chat.chat({"messages": QUESTION, "max_tokens": 1}))
+    assert answer["usage"]["completion_tokens"] == 1
+    after = engine.counters
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["cancelled_tokens"] - before["cancelled_tokens"] < 1500
 
 
 def test_the_role_chunk_leaves_before_the_prompt_is_read(loop: Loop, chat: EmbeddedBackend) -> None:
