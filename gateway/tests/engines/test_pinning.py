@@ -85,3 +85,54 @@ def test_own_weights_by_path_load_and_answer(loop: Loop, tmp_path: Path) -> None
     finally:
         loop.run(backend.aclose())
     assert all(r.ok for r in results), results
+
+
+def _bring_own(tmp_path: Path, pin: str, files: dict[str, str]) -> Path:
+    """A user's own copy of pinned weights: ``files`` (their name here -> the pinned file) in a fresh folder."""
+    root = check_pin(PINNED[pin], cache_dir=tmp_path)
+    own = tmp_path / f"own-{pin}"
+    own.mkdir()
+    for name, pinned in files.items():
+        (own / name).symlink_to(root / pinned)
+    return own
+
+
+def test_own_onnx_dir_piper_voice_and_whisper_dir_load_answer_and_are_pinned_by_sha256(
+    loop: Loop, tmp_path: Path
+) -> None:
+    onnx_dir = _bring_own(tmp_path, "minilm", {"model.onnx": "model.onnx"})
+    tokenizer = "embeddings/data/all-MiniLM-L6-v2-onnx-int8/tokenizer.json"
+    (onnx_dir / "tokenizer.json").symlink_to(check_pin(PINNED["minilm-tokenizer"], cache_dir=tmp_path) / tokenizer)
+    voice_dir = _bring_own(tmp_path, "piper-joe", {"my-voice.onnx": "data/en_US-joe-medium.onnx",
+                                                   "my-voice.onnx.json": "data/en_US-joe-medium.onnx.json"})
+    whisper_files = ("model.bin", "config.json", "tokenizer.json", "vocabulary.txt")
+    whisper_dir = _bring_own(tmp_path, "whisper-tiny-en", {name: f"model/{name}" for name in whisper_files})
+    own = {
+        "own-onnx": ({"engine": "onnx_embeddings", "model_dir": str(onnx_dir)},
+                     PINNED["minilm"].files["model.onnx"]),
+        "own-piper": ({"engine": "piper", "voice_path": str(voice_dir / "my-voice.onnx"), "voice": "mine"},
+                      PINNED["piper-joe"].files["data/en_US-joe-medium.onnx"]),
+        "own-whisper": ({"engine": "whisper", "model_dir": str(whisper_dir)},
+                        PINNED["whisper-tiny-en"].files["model/model.bin"]),
+    }
+    for deployment_id, (table, sha256) in own.items():
+        for pinned, should_load in ((sha256, True), ("0" * 64, False)):
+            backend = create_embedded_backend(
+                deployment_id, {**table, "sha256": pinned, "data_dir": str(tmp_path)}
+            )
+            try:
+                results = loop.run(backend.verify(list(backend.info.operations)))
+                if should_load:
+                    # Each probe is a real request: an embedding of unit length, speech transcribed back,
+                    # a spoken sentence transcribed.
+                    assert all(r.ok for r in results), (deployment_id, results)
+                    if deployment_id == "own-piper":
+                        assert backend.voices == ("mine",)
+                        audio = loop.run(backend.speech({"input": "Hello.", "voice": "mine", "response_format": "wav"}))
+                        assert audio.content.startswith(b"RIFF")
+                else:
+                    assert [r.ok for r in results] == [False] * len(results), deployment_id
+                    assert "0" * 64 in results[0].message, results[0].message
+                    assert sha256 in results[0].message, results[0].message
+            finally:
+                loop.run(backend.aclose())
