@@ -105,6 +105,34 @@ def test_sampling_parameters_are_used_and_checked(loop: Loop, chat: EmbeddedBack
     assert error.param == "stop"
 
 
+def test_temperature_top_p_and_penalties_shape_the_answer(loop: Loop, chat: EmbeddedBackend) -> None:
+    def answer(content: str, **params: Any) -> str:
+        body = {"messages": [{"role": "user", "content": content}], "max_tokens": 40, **params}
+        text: str = loop.run(chat.chat(body))["choices"][0]["message"]["content"]
+        return text
+
+    poem = "Write a short poem about the sea."
+    # A high temperature samples: three answers are not one text (each is greedy's with odds far below 1e-9).
+    assert len({answer(poem, temperature=1.5) for _ in range(3)}) > 1
+    # Asked after those: llama.cpp reuses the prompt it has already read, and the logits of a prompt read
+    # afresh can differ in the last bits from those of one read from that cache, which can tip a greedy pick.
+    greedy = answer(poem, temperature=0)
+    # top_p = 0 keeps only the likeliest token, so even at that temperature the answer is greedy's.
+    assert {answer(poem, temperature=1.5, top_p=0.0) for _ in range(3)} == {greedy}
+
+    def distinct_share(text: str) -> float:
+        words = re.findall(r"\w+", text.lower())
+        return len(set(words)) / len(words)
+
+    # Penalties on tokens already said make a greedy answer repeat itself less: here 0.16 of its words are
+    # distinct without them ("I am the patron saint of ..." over and over), over 0.8 with either.
+    chant = "Repeat after me: la la la la la la la la la la la la"
+    plain = answer(chant, temperature=0, max_tokens=80)
+    for penalty in ("frequency_penalty", "presence_penalty"):
+        penalised = answer(chant, temperature=0, max_tokens=80, **{penalty: 2.0})
+        assert distinct_share(penalised) > distinct_share(plain) + 0.3, (penalty, plain, penalised)
+
+
 def test_bad_messages_are_400(loop: Loop, chat: EmbeddedBackend) -> None:
     for messages in ([], "hi", [{"role": "wizard", "content": "x"}], [{"role": "user", "content": 5}],
                      [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]):
