@@ -7,6 +7,7 @@ model, whose languages then become accepted values of ``language``.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ class WhisperEngine:
         self._compute_type = options.text("compute_type", "int8") or "int8"
         self.limits = AudioLimits.from_options(options)
         self.languages: tuple[str, ...] | None = ("en",)
+        #: Running totals (read by tests): transcriptions stopped because their caller went away.
+        self.counters = {"cancelled": 0}
+        self._counters_lock = threading.Lock()
         self.pool: WorkerPool[Any] = WorkerPool(
             deployment_id,
             self._load,
@@ -60,10 +64,18 @@ class WhisperEngine:
 
     async def transcribe(self, upload: TranscriptionInput) -> dict[str, Any]:
         request = TranscriptionRequest.parse(upload.fields, languages=self.languages)
-        return await self.pool.run(lambda model: self.run(model, self.limits.decode(upload.file), request))
+        return await self.pool.run_cancellable(
+            lambda model, cancelled: self.run(model, self.limits.decode(upload.file), request, cancelled)
+        )
 
-    def run(self, model: Any, audio: DecodedAudio, request: TranscriptionRequest) -> dict[str, Any]:
-        """Transcribe decoded audio (on a worker thread)."""
+    def run(
+        self,
+        model: Any,
+        audio: DecodedAudio,
+        request: TranscriptionRequest,
+        cancelled: threading.Event | None = None,
+    ) -> dict[str, Any]:
+        """Transcribe decoded audio (on a worker thread); stop between windows once ``cancelled`` is set."""
         pieces, info = model.transcribe(
             audio.samples,
             language=request.language or ("en" if self.languages == ("en",) else None),
@@ -72,22 +84,29 @@ class WhisperEngine:
             temperature=request.temperature,
             condition_on_previous_text=False,
         )
-        segments = [
-            {
-                "id": index,
-                "seek": int(piece.seek),
-                "start": round(float(piece.start), 3),
-                # Whisper's last timestamp can overshoot short audio; no segment ends after the audio does.
-                "end": round(min(float(piece.end), audio.seconds), 3),
-                "text": piece.text,
-                "tokens": list(piece.tokens),
-                "temperature": float(piece.temperature or 0.0),
-                "avg_logprob": float(piece.avg_logprob),
-                "compression_ratio": float(piece.compression_ratio),
-                "no_speech_prob": float(piece.no_speech_prob),
-            }
-            for index, piece in enumerate(pieces)
-        ]
+        segments = []
+        # Segments are decoded lazily, a 30-second window at a time: half an hour of audio is minutes of
+        # work, which a caller that went away should not keep the worker busy with.
+        for index, piece in enumerate(pieces):
+            if cancelled is not None and cancelled.is_set():
+                with self._counters_lock:
+                    self.counters["cancelled"] += 1
+                break
+            segments.append(
+                {
+                    "id": index,
+                    "seek": int(piece.seek),
+                    "start": round(float(piece.start), 3),
+                    # Whisper's last timestamp can overshoot short audio; no segment ends after the audio does.
+                    "end": round(min(float(piece.end), audio.seconds), 3),
+                    "text": piece.text,
+                    "tokens": list(piece.tokens),
+                    "temperature": float(piece.temperature or 0.0),
+                    "avg_logprob": float(piece.avg_logprob),
+                    "compression_ratio": float(piece.compression_ratio),
+                    "no_speech_prob": float(piece.no_speech_prob),
+                }
+            )
         text = "".join(s["text"] for s in segments).strip()
         return transcription_body(
             request, text=text, language=str(info.language), duration=audio.seconds, segments=segments

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 from typing import Any
 
 import numpy as np
@@ -133,3 +134,33 @@ def test_pocketsphinx_refuses_a_prompt_it_cannot_use(loop: Loop, sphinx: Embedde
     assert "prompt" in describe({"engine": "whisper"}).params["audio.transcriptions"]
     error = expect_error(loop.run, sphinx.transcribe(upload(spoken, prompt="finance")))
     assert (error.status, error.code, error.param) == (400, "unsupported_parameter", "prompt")
+
+
+def test_a_caller_that_goes_away_stops_a_long_transcription(
+    loop: Loop, flite: EmbeddedBackend, whisper: EmbeddedBackend, spoken: bytes
+) -> None:
+    import asyncio
+    import contextlib
+
+    import soundfile
+
+    # Twelve minutes of speech: 24 windows of 30 seconds, most of a minute of the only worker's time.
+    minutes = loop.run(flite.speech({"input": (SENTENCE + " ") * 60, "response_format": "wav"}))
+    samples, rate = wav_samples(minutes.content)
+    long = io.BytesIO()
+    soundfile.write(long, np.tile(samples, 3), rate, format="FLAC")
+    assert samples.size * 3 / rate > 600
+    before = whisper.engine.counters["cancelled"]
+
+    async def start_then_go_away() -> None:
+        waiting = asyncio.ensure_future(whisper.transcribe(upload(long.getvalue())))
+        await asyncio.sleep(2.0)  # decoded, and the first window is being transcribed
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+
+    loop.run(start_then_go_away())
+    started = time.monotonic()
+    assert word_error_rate(SENTENCE, loop.run(whisper.transcribe(upload(spoken)))["text"]) <= 0.35
+    assert time.monotonic() - started < 20  # the worker is free after the window it was on, not the whole file
+    assert whisper.engine.counters["cancelled"] == before + 1
