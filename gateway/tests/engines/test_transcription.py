@@ -73,6 +73,19 @@ def test_whisper_language_and_prompt(loop: Loop, whisper: EmbeddedBackend, spoke
     assert error.param == "temperature"
 
 
+@pytest.mark.parametrize(("said", "prompt", "spelling"), [
+    ("Please send the quarterly report to Kaitlyn by Friday.", "KATELYNN", "KATELYNN"),
+    ("The new engine is called Zylofon.", "Zilophon engine", "Zilophon"),
+])
+def test_whisper_spells_a_word_as_the_prompt_does(
+    loop: Loop, flite: EmbeddedBackend, whisper: EmbeddedBackend, said: str, prompt: str, spelling: str
+) -> None:
+    # The prompt conditions the decoder like text said just before the audio: a name it spells is written so.
+    audio = loop.run(flite.speech({"input": said, "response_format": "wav", "voice": "slt"})).content
+    assert spelling not in loop.run(whisper.transcribe(upload(audio)))["text"]
+    assert spelling in loop.run(whisper.transcribe(upload(audio, prompt=prompt)))["text"]
+
+
 def _bad_uploads(spoken: bytes) -> list[tuple[str, bytes, str]]:
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
     playlist = b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nfile:///etc/passwd\n#EXT-X-ENDLIST\n"
