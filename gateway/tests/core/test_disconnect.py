@@ -2,19 +2,23 @@
 
 The upstream here is a real local aiohttp server that streams slowly and
 records when the gateway's connection to it closes: a real engine cannot be
-asked when it noticed a disconnect.
+asked when it noticed a disconnect. The embedded llama.cpp engine shows it by
+serving the next request in line at once.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import threading
 import time
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from runinfra_gateway.testing import GatewayProcess
 
-from .conftest import ObservingUpstream, new_tenant
+from .conftest import ADMIN_TOKEN, ObservingUpstream, new_tenant
 
 
 def _open(gateway: GatewayProcess, key: str, body: dict[str, object],
@@ -122,3 +126,38 @@ def test_idempotent_stream_in_flight_is_409_and_a_dropped_one_is_not_rerun(
     assert json.loads(third.read())["error"]["type"] == "idempotency_replay_unavailable"
     assert "keyed-stream" not in upstream.closed  # never sent upstream again
     assert tenant.balance() == charged
+
+
+def test_an_embedded_engine_refuses_past_its_queue_and_is_freed_by_a_client_that_leaves(tmp_path: Path) -> None:
+    # One llama.cpp worker and a queue of one, over real sockets: a third request is a 503 with Retry-After,
+    # and the worker stops the generation of a client that hangs up, so the queued request runs at once.
+    gateway = GatewayProcess(tmp_path, admin_token=ADMIN_TOKEN, config={"deployments": [
+        {"id": "smollm2", "backend": "embedded", "engine": "llama_cpp", "operations": ["chat.completions"],
+         "workers": 1, "queue_size": 1}]}).start(timeout=120)
+    try:
+        tenant = new_tenant(gateway, credits_cents=100)
+        short = {"model": "smollm2", "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+        story = _open(gateway, tenant.key, {"model": "smollm2", "max_tokens": 1500, "temperature": 0,
+                                            "messages": [{"role": "user", "content": "Write a very long story."}]})
+        time.sleep(1.0)  # the only worker is generating the story
+        queued: dict[str, Any] = {}
+
+        def wait_in_the_queue() -> None:
+            queued["response"] = tenant.post("/chat/completions", short)
+            queued["answered_at"] = time.monotonic()
+
+        waiter = threading.Thread(target=wait_in_the_queue)
+        waiter.start()
+        time.sleep(0.5)  # the queue of one is full
+        refused = tenant.post("/chat/completions", short)
+        assert refused.status == 503, refused.body
+        assert refused.error["type"] == "deployment_error"
+        assert int(refused.headers["retry-after"]) >= 1
+        left_at = time.monotonic()
+        story.sock.close()  # type: ignore[union-attr]
+        story.close()
+        waiter.join(120)
+        assert queued["response"].status == 200, queued["response"].body
+        assert queued["answered_at"] - left_at < 5
+    finally:
+        gateway.stop()
