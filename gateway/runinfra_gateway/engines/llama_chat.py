@@ -362,6 +362,7 @@ class LlamaChatEngine:
         parts: list[str] = []
         produced = 0
         finish = "length"
+        _read_the_end_in_a_batch(llm, prompt)
         for token in llm.generate(
             prompt,
             temp=params.temperature,
@@ -402,6 +403,26 @@ class LlamaChatEngine:
                 if on_text is not None:
                     on_text(tail)
         return Generation("".join(parts), len(prompt), produced, finish)
+
+
+def _read_the_end_in_a_batch(llm: Any, prompt: list[int]) -> None:
+    """Cut llama.cpp's cache so that ``generate`` reads at least the last two tokens of ``prompt`` in one batch.
+
+    A token's logits read alone differ in their last bits from the same token's read in a batch, enough to
+    tip a greedy pick. ``generate`` keeps the longest cached prefix and reads the rest: a new prompt's end in
+    a batch, but only the last token of a prompt whose answer is still cached, so the first asking of
+    "Describe the colour blue." answered otherwise than every later one at temperature 0, and a stream
+    otherwise than the same request unstreamed. A prompt cached exactly with its logits still live (its
+    answer was one token) is left as it is: those logits came from a batch too.
+    """
+    if llm.n_tokens == len(prompt) and not getattr(llm, "_requires_eval", True) and llm._input_ids.tolist() == prompt:
+        return
+    kept = 0
+    for cached, wanted in zip(llm._input_ids, prompt[:-2], strict=False):
+        if cached != wanted:
+            break
+        kept += 1
+    llm.n_tokens = kept
 
 
 class _PromptTooLong(Exception):
