@@ -181,23 +181,22 @@ class WorkerPool(Generic[M]):
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        job = _Job(lambda model: None, lambda exc: _deliver(loop, _set_exception, future, exc),
-                   abandoned=future.cancelled)
+        cancelled = threading.Event()
 
         def run(model: M) -> None:
             try:
-                value = fn(model, job.cancelled)
+                value = fn(model, cancelled)
             except BaseException as exc:
                 _deliver(loop, _set_exception, future, exc)
             else:
                 _deliver(loop, _set_result, future, value)
 
-        job.run = run
-        self._submit(job)
+        self._submit(_Job(run, lambda exc: _deliver(loop, _set_exception, future, exc), cancelled,
+                          abandoned=future.cancelled))
         try:
             return await future
         except asyncio.CancelledError:
-            job.cancelled.set()
+            cancelled.set()
             raise
 
     def stream(self, fn: Callable[[M, Callable[[X], None], threading.Event], None]) -> StreamIterator[X]:
