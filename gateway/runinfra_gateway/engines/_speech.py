@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import errors
 from . import _params
-from .audio_codecs import SPEECH_FORMATS
+from .audio_codecs import speech_formats
 
 __all__ = ["SpeechRequest", "speech_pieces"]
 
@@ -45,7 +45,7 @@ class SpeechRequest:
         return cls(
             text=_speakable(_params.required_text(body, "input", max_chars=MAX_INPUT_CHARS)),
             voice=voice,
-            response_format=_params.choice(body, "response_format", "mp3", SPEECH_FORMATS),
+            response_format=_params.choice(body, "response_format", "mp3", speech_formats()),
             speed=_params.number(body, "speed", 1.0, low=0.25, high=4.0),
         )
 

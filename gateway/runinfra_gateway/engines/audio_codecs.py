@@ -10,6 +10,7 @@ playlist or concat demuxer that opens other files or URLs.
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +23,13 @@ from ..backends.base import AudioResult
 
 __all__ = [
     "CONTENT_TYPES",
-    "SPEECH_FORMATS",
     "DecodedAudio",
     "decode_audio",
     "encode_speech",
     "encode_with_ffmpeg",
+    "has_encoder",
     "sniff_container",
+    "speech_formats",
 ]
 
 ASR_RATE = 16_000
@@ -42,7 +44,30 @@ CONTENT_TYPES: dict[str, str] = {
     "aac": "audio/aac",
     "pcm": f"audio/pcm; rate={_PCM_RATE}; channels=1; encoding=s16le",
 }
-SPEECH_FORMATS: tuple[str, ...] = tuple(CONTENT_TYPES)
+
+#: The formats FFmpeg encodes: encoder, container and sample rate (None: the voice's own). PyPI's PyAV has
+#: both encoders; a PyAV built against a system FFmpeg may lack either.
+_FFMPEG_FORMATS: dict[str, tuple[str, str, int | None]] = {
+    "opus": ("libopus", "ogg", 48_000),
+    "aac": ("aac", "adts", None),
+}
+
+
+@functools.cache
+def speech_formats() -> tuple[str, ...]:
+    """The ``response_format`` values this install encodes; another is refused by name, not failed with a 500."""
+    return tuple(fmt for fmt in CONTENT_TYPES if fmt not in _FFMPEG_FORMATS or has_encoder(_FFMPEG_FORMATS[fmt][0]))
+
+
+def has_encoder(name: str) -> bool:
+    """Whether this FFmpeg build (PyAV's) has the encoder ``name``."""
+    import av
+
+    try:
+        av.Codec(name, "w")
+    except ValueError:  # av's UnknownCodecError
+        return False
+    return True
 
 
 # -- encoding -------------------------------------------------------------------------
@@ -63,15 +88,14 @@ def encode_speech(samples: npt.NDArray[np.int16], sample_rate: int, fmt: str) ->
         body = _soundfile(samples, sample_rate, "FLAC", "PCM_16")
     elif fmt == "mp3":
         body = _lame(samples, sample_rate)
-    elif fmt == "opus":
-        body = encode_with_ffmpeg(samples, sample_rate, container="ogg", codec="libopus", rate=48_000)
-    elif fmt == "aac":
-        body = encode_with_ffmpeg(samples, sample_rate, container="adts", codec="aac", rate=sample_rate)
     elif fmt == "pcm":
         body = resample(samples, sample_rate, _PCM_RATE).astype("<i2").tobytes()
+    elif fmt in _FFMPEG_FORMATS and fmt in speech_formats():
+        codec, container, rate = _FFMPEG_FORMATS[fmt]
+        body = encode_with_ffmpeg(samples, sample_rate, container=container, codec=codec, rate=rate or sample_rate)
     else:
         raise errors.invalid_request(
-            f"'response_format' {fmt!r} is not supported; use one of {', '.join(SPEECH_FORMATS)}.",
+            f"'response_format' {fmt!r} is not supported; use one of {', '.join(speech_formats())}.",
             param="response_format",
         )
     return AudioResult(body, CONTENT_TYPES[fmt], samples.size / sample_rate)

@@ -10,7 +10,7 @@ import pytest
 from runinfra_gateway.backends.embedded import EmbeddedBackend, describe
 from runinfra_gateway.engines._speech import speech_pieces
 from runinfra_gateway.engines._text import word_error_rate
-from runinfra_gateway.engines.audio_codecs import decode_audio
+from runinfra_gateway.engines.audio_codecs import decode_audio, has_encoder, speech_formats
 
 from .conftest import Engines, Loop
 from .helpers import expect_error, upload, wav_samples
@@ -24,6 +24,15 @@ EXPECTED = {
     "opus": ("audio/ogg; codecs=opus", b"OggS"),
     "aac": ("audio/aac", b"\xff"),
 }
+
+
+def test_the_speech_formats_are_those_this_ffmpeg_encodes() -> None:
+    # A PyAV built on a system FFmpeg without libopus (or aac) lists no opus, so a request for it is refused
+    # by name like any unknown format; it was accepted and failed in the encoder with a 500.
+    assert has_encoder("libopus")
+    assert has_encoder("aac")
+    assert not has_encoder("no-such-encoder")
+    assert set(speech_formats()) == {*EXPECTED, "pcm"}
 
 
 @pytest.mark.parametrize("name", ["piper", "flite"])
