@@ -112,7 +112,7 @@ def iter_json_events(
     remainder: Optional[Iterator[bytes]] = None,
     close_body: Callable[[], None] = lambda: None,
     secret: Optional[bytes] = None,
-    final_types: Optional[Collection[str]] = None,
+    final_types: Collection[str] = (),
 ) -> Iterator[Dict[str, Any]]:
     """Decode each event's data as a JSON object; stop at ``[DONE]``.
 
@@ -120,15 +120,14 @@ def iter_json_events(
     handed to ``raise_error``, which raises the typed gateway error. After ``[DONE]`` the
     rest of the body (``remainder``) is drained so its connection can be reused; on any
     early exit ``close_body`` releases it. ``secret`` is redacted from frames (a server
-    echoing a key back must not put it in the caller's objects). With ``final_types``, the
-    stream must end at ``[DONE]`` or after an event of one of those types: a body that ends
-    cleanly sooner was cut, and reading it as a complete answer would hide that.
+    echoing a key back must not put it in the caller's objects). The stream must end at
+    ``[DONE]`` or after an event of one of ``final_types``: a body that ends cleanly sooner
+    was cut, and reading it as a complete answer would hide that.
     """
     from ._json import decode_json as loads
 
     secret_text = secret.decode("ascii") if secret else None
-    complete = final_types is None
-    finals: Collection[str] = final_types or ()
+    complete = False
     try:
         for event, data in events:
             if data == _DONE:
@@ -152,7 +151,7 @@ def iter_json_events(
                 raise_error(error if isinstance(error, dict) else payload, event)
             if not complete:
                 kind = payload.get("type")
-                complete = isinstance(kind, str) and kind in finals
+                complete = isinstance(kind, str) and kind in final_types
             yield payload
         if not complete:
             raise RunInfraConnectionError("the event stream ended before its final event", request_id=request_id)
